@@ -1,0 +1,57 @@
+# Thin wrapper: meson is the source of truth for the build; this file only
+# gives the usual entry points. See README.md.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+PREFIX     ?= /usr/local
+MESON      ?= meson
+
+# Debian 12 packages needed to build, test and run the demo.
+DEPS = meson ninja-build pkg-config g++ clang libclang-rt-14-dev \
+       libuv1-dev libhttp-parser-dev libssl-dev zlib1g-dev libcmocka-dev \
+       libjson-c-dev libyaml-dev busybox-static mandoc python3 \
+       iproute2 procps util-linux openssl ca-certificates
+
+.PHONY: all deps check unit integration demo install clean
+
+all: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(BUILD)/build.ninja:
+	$(MESON) setup $(BUILD) --prefix=$(PREFIX) -Dtests=false
+
+$(ASAN_BUILD)/build.ninja:
+	$(MESON) setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+
+# Idempotent: installs only what is missing, with one apt-get update.
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing$$(echo $$missing | tr '\n' ' ')"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else echo "make deps: all packages present"; fi
+	@tests/integration/kubectl-versions.sh --fetch >/dev/null
+
+# Unit tests and fuzz-corpus replay under ASan+UBSan, then the integration
+# tests with the real kubectl against the release build.
+check: all $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	tests/check.sh $(ASAN_BUILD) $(BUILD)
+
+unit: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	$(MESON) test -C $(ASAN_BUILD) --print-errorlogs
+
+integration: all
+	KUBEXEC_BUILD=$(BUILD) tests/integration/run.sh
+
+demo:
+	@command -v meson >/dev/null && [ -e /usr/include/uv.h ] && [ -e /bin/busybox ] || $(MAKE) deps
+	$(MAKE) all
+	KUBEXEC_BUILD=$(BUILD) scripts/demo.sh
+
+install: all
+	$(MESON) install -C $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

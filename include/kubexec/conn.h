@@ -1,0 +1,78 @@
+// kubexec/conn.h - a TLS connection on a libuv TCP handle.
+//
+// Binds the sans-I/O TLS engine (kubexec/tls.h) to a uv_tcp_t: ciphertext
+// read from the socket is fed to the engine and plaintext is handed to
+// on_data; plaintext written with kx_conn_write is encrypted and queued on
+// the socket. Used by both daemons for every HTTPS connection, server side
+// (kx_conn_accept) and client side (kx_conn_connect).
+//
+// Ownership: the kx_conn is heap-allocated by this module and freed after
+// on_close returned; the user must not touch it afterwards. Every other
+// callback may call kx_conn_close (that is the usual reaction to an error),
+// after which no further callback but on_close arrives.
+//
+// Back-pressure: kx_conn_queued() tells how many ciphertext bytes sit in the
+// socket's write queue; callers stop producing above their high watermark and
+// resume from on_drain, which fires when the queue falls below
+// KX_CONN_LOW_WATER after having been above KX_CONN_HIGH_WATER.
+#pragma once
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define KX_CONN_HIGH_WATER (1024 * 1024)
+#define KX_CONN_LOW_WATER (256 * 1024)
+
+struct kx_conn;
+
+struct kx_conn_callbacks {
+    // Client side: TCP connected and TLS handshake done (status 0) or failed
+    // (status < 0; the connection is closing). Server side: handshake done.
+    // May be null.
+    void (*on_ready)(kx_conn *c, int status);
+    // Decrypted bytes, valid only during the call.
+    void (*on_data)(kx_conn *c, const uint8_t *p, size_t n);
+    // The peer finished (close_notify or TCP EOF, status 0) or the connection
+    // failed (status < 0). The user should kx_conn_close() soon; writes are
+    // still possible after a clean EOF from the peer.
+    void (*on_end)(kx_conn *c, int status);
+    // The write queue fell below KX_CONN_LOW_WATER. May be null.
+    void (*on_drain)(kx_conn *c);
+    // Last callback; the connection is freed right after it returns.
+    void (*on_close)(kx_conn *c);
+};
+
+// Accepts one pending connection on `server` (call from its connection
+// callback). Returns null on failure (the pending connection is dropped).
+kx_conn *kx_conn_accept(uv_stream_t *server, SSL_CTX *ctx, const kx_conn_callbacks *cb,
+                        void *user);
+// Connects to host:port (host is a numeric IPv4/IPv6 address or a name,
+// resolved with the libuv resolver) and starts a TLS client handshake that
+// verifies the peer against verify_host (may be null: no name check, the
+// chain is still verified by ctx). Result through on_ready.
+kx_conn *kx_conn_connect(uv_loop_t *loop, const char *host, int port, SSL_CTX *ctx,
+                         const char *verify_host, const kx_conn_callbacks *cb, void *user);
+
+// Queues plaintext. 0, or <0 when the connection is closing or failed.
+int kx_conn_write(kx_conn *c, const uint8_t *p, size_t n);
+// Two pieces in one TLS write batch (frame header + payload).
+int kx_conn_write2(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
+size_t kx_conn_queued(const kx_conn *c);
+// Stops / restarts reading from the socket (back-pressure toward the peer).
+void kx_conn_pause(kx_conn *c);
+void kx_conn_resume(kx_conn *c);
+// Graceful close: sends close_notify, lets queued bytes drain (bounded by a
+// 10 s timer), then closes. Idempotent. on_close follows.
+void kx_conn_close(kx_conn *c);
+// Immediate close: drops queued bytes.
+void kx_conn_abort(kx_conn *c);
+bool kx_conn_closing(const kx_conn *c);
+
+void *kx_conn_user(const kx_conn *c);
+void kx_conn_set_user(kx_conn *c, void *user, const kx_conn_callbacks *cb);
+// Verified peer certificate subject (see kx_tls_peer_subject).
+int kx_conn_peer_subject(const kx_conn *c, char *cn, size_t cncap, char *orgs, size_t orgcap);
+// "ip:port" of the peer, for logs and X-Forwarded-For.
+int kx_conn_peer_addr(const kx_conn *c, char *out, size_t cap);

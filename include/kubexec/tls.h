@@ -1,0 +1,96 @@
+// kubexec/tls.h - sans-I/O TLS over OpenSSL memory BIOs.
+//
+// A kx_tls never touches a socket. The caller moves bytes:
+//   ciphertext from the network -> kx_tls_feed
+//   plaintext for the application <- kx_tls_read (until it returns 0)
+//   plaintext from the application -> kx_tls_write
+//   ciphertext for the network <- kx_tls_take (until it returns 0)
+// i.e. the driver loop is: feed -> read until 0 -> take until 0 -> send.
+// The handshake progresses from feed/read/write/take alone; a client starts it
+// in kx_tls_new, so kx_tls_take right away yields the ClientHello.
+//
+// Only HTTP/1.1 is spoken: no ALPN is offered or selected (clients that offer
+// "h2, http/1.1" get no ALPN, which means HTTP/1.1). TLS 1.2 and 1.3.
+//
+// Limits: at most KX_TLS_MAX_QUEUE bytes of ciphertext waiting to be read
+// (feed) and of plaintext queued before the handshake completes (write),
+// else -EMSGSIZE. The outgoing ciphertext is not bounded here: the caller
+// watches kx_tls_pending() and stops writing when it is behind.
+#pragma once
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+// kx_tls_read: the peer sent close_notify (clean end of the plaintext stream).
+#define KX_TLS_EOF (-ESHUTDOWN)
+#define KX_TLS_MAX_QUEUE (4u << 20)
+
+enum kx_tls_verify {
+    KX_TLS_NO_CLIENT_CERT,       // never ask for a client certificate
+    KX_TLS_OPTIONAL_CLIENT_CERT, // ask; a certificate that is sent must verify
+    KX_TLS_REQUIRE_CLIENT_CERT,  // ask; the handshake fails without a valid one
+};
+
+// Server context from PEM files (cert_file may hold a chain). Client
+// certificates, when asked for, are verified against client_ca_file (required
+// unless mode is KX_TLS_NO_CLIENT_CERT). Returns null on error with err
+// filled (err may be null). Free with SSL_CTX_free; one context serves any
+// number of kx_tls.
+SSL_CTX *kx_tls_server_ctx(const char *cert_file, const char *key_file,
+                           const char *client_ca_file, kx_tls_verify mode, char *err,
+                           size_t errlen);
+
+// Client context: verifies the server against ca_file (null: the system
+// store); presents cert_file/key_file when both are non-null.
+SSL_CTX *kx_tls_client_ctx(const char *ca_file, const char *cert_file, const char *key_file,
+                           char *err, size_t errlen);
+
+struct kx_tls;
+
+// A connection over ctx (reference-counted by OpenSSL; the ctx may be freed
+// after this). verify_host (client only, may be null): the DNS name or IP
+// address the server certificate must match; a DNS name is also sent as SNI.
+// Returns null on allocation failure or an unusable verify_host.
+kx_tls *kx_tls_new(SSL_CTX *ctx, bool server, const char *verify_host);
+void kx_tls_free(kx_tls *t);
+
+// Ciphertext from the network. 0, -EMSGSIZE (more than KX_TLS_MAX_QUEUE
+// unread), or the connection's fatal error.
+int kx_tls_feed(kx_tls *t, const uint8_t *p, size_t n);
+
+// Plaintext out: >0 bytes read, 0 = nothing available now, KX_TLS_EOF when
+// the peer sent close_notify, other <0 fatal (-EPROTO handshake/verify/record
+// failure, text in kx_tls_error). Fatal errors are sticky.
+int kx_tls_read(kx_tls *t, uint8_t *buf, size_t cap);
+
+// Plaintext in: accepts all n bytes (queued internally until the handshake is
+// done) and returns 0, or fails <0 (-EMSGSIZE queue over limit, -EPIPE after
+// kx_tls_close, or the fatal error).
+int kx_tls_write(kx_tls *t, const uint8_t *p, size_t n);
+
+// Ciphertext to send: copies up to cap bytes, returns the count (0 = nothing
+// pending). Never fails.
+int kx_tls_take(kx_tls *t, uint8_t *buf, size_t cap);
+
+// Ciphertext bytes waiting for kx_tls_take.
+size_t kx_tls_pending(const kx_tls *t);
+
+bool kx_tls_handshake_done(const kx_tls *t);
+
+// Queues close_notify (after any queued plaintext). Later writes fail with
+// -EPIPE. 0, or -ENOTCONN before the handshake completed (nothing to close
+// cleanly: just drop the connection).
+int kx_tls_close(kx_tls *t);
+
+// Subject of the verified peer certificate: its CN into cn and all O values
+// joined by ',' into orgs (the Kubernetes user and groups). -ENOENT if the
+// peer sent no certificate (or before the handshake), -EACCES if it did not
+// verify, -EMSGSIZE if a buffer is too small, -EINVAL for a name holding a
+// NUL byte.
+int kx_tls_peer_subject(const kx_tls *t, char *cn, size_t cncap, char *orgs, size_t orgcap);
+
+// Text of the last fatal error ("" if none). Valid until the next call on t.
+const char *kx_tls_error(const kx_tls *t);

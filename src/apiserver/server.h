@@ -1,0 +1,33 @@
+// kubexec-apiserver internals shared by main.cc, server.cc and proxy.cc.
+#pragma once
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "api.h"
+#include "kubexec/httpd.h"
+
+struct kx_apiserver {
+    uv_loop_t *loop;
+    kx_api *api;
+    SSL_CTX *server_ctx;     // our serving certificate, client certs optional
+    SSL_CTX *node_ctx;       // client context toward nodes (kubelet-client cert)
+    kx_httpd *httpd;
+    // Counters for /metrics.
+    unsigned long upgrades_spdy, upgrades_websocket, upgrades_refused;
+    unsigned long proxied_sessions, active_sessions;
+};
+
+// The request handler installed on the httpd.
+void kx_apiserver_handle(void *user, kx_httpd_req *req);
+
+// Milliseconds since the epoch (wall clock), as kx_api expects.
+uint64_t kx_now_ms(void);
+
+// Starts proxying an upgraded request to the node agent: hijacks the client
+// connection, dials node_path on the node and splices the two connections
+// only after the node answered 101 (CVE-2018-1002105).
+void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stream_target *t,
+                    const char *node_path_and_query);
+// Closes every proxied session (shutdown).
+void kx_proxy_close_all(void);

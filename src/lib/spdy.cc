@@ -1,0 +1,713 @@
+// SPDY/3.1 session engine (sans-I/O). See include/kubexec/spdy.h for the
+// contract and /work/shared/docs/protocol.md §2 for the wire facts.
+#include "kubexec/spdy.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "kubexec/util.h"
+
+namespace {
+
+enum stream_flag : uint8_t {
+    ST_USED = 0x01,
+    ST_LOCAL = 0x02,      // we opened it
+    ST_REPLIED = 0x04,    // SYN_REPLY sent (peer-opened) or received (local)
+    ST_LOCAL_FIN = 0x08,  // we half-closed
+    ST_REMOTE_FIN = 0x10, // peer half-closed
+};
+
+struct stream {
+    uint32_t id;
+    uint8_t flags;
+};
+
+enum class rx_state : uint8_t {
+    head,      // collecting the 8-byte frame header
+    control,   // collecting a control payload into ctrl
+    data,      // streaming a DATA payload to on_data
+    dead,      // a fatal error happened; err is sticky
+    goaway,    // peer sent GOAWAY; input ignored
+};
+
+// SYN_STREAM carries 10 fixed bytes before the block, SYN_REPLY/HEADERS 4.
+constexpr size_t SYN_STREAM_FIXED = 10;
+constexpr size_t SYN_REPLY_FIXED = 4;
+// Sent blocks are at most KX_SPDY_MAX_HEADER_BLOCK before compression; a sync
+// flushed deflate of that is at most a few dozen bytes bigger (stored blocks
+// cost 5 bytes per 64 KiB, plus zlib header and the flush marker).
+constexpr size_t OUT_CAP = SYN_STREAM_FIXED + KX_SPDY_MAX_HEADER_BLOCK + 1024;
+
+} // namespace
+
+struct kx_spdy_session {
+    kx_spdy_callbacks cb;
+    void *user;
+    bool is_server;
+    bool def_ready, inf_ready;
+    bool goaway_sent;
+    bool goaway_recv;
+    bool out_dead;      // a send failed; compression state may be off the wire
+    z_stream def;
+    z_stream inf;
+
+    // Receive state.
+    rx_state state;
+    int err;            // sticky fatal error when state == dead
+    uint8_t hdr[KX_SPDY_FRAME_HEADER_LEN];
+    size_t hdr_len;
+    uint16_t ctl_type;
+    uint8_t flags;
+    uint32_t need;      // payload bytes still expected
+    uint32_t ctl_len;   // control payload length (== bytes wanted in ctrl)
+    size_t ctrl_have;
+    uint32_t data_id;
+
+    uint32_t next_peer_id;   // lowest id a new peer SYN_STREAM may carry
+    uint32_t last_peer_id;   // highest id the peer opened (GOAWAY last-good)
+    uint32_t next_local_id;
+
+    size_t nstreams;
+    stream streams[KX_SPDY_MAX_STREAMS];
+    kx_spdy_nv nv[KX_SPDY_MAX_HEADERS];
+
+    uint8_t ctrl[KX_SPDY_MAX_CONTROL_PAYLOAD];
+    // One spare byte so "inflated more than the limit" is detectable.
+    uint8_t inflated[KX_SPDY_MAX_HEADER_BLOCK + 1];
+    uint8_t plain[KX_SPDY_MAX_HEADER_BLOCK];  // outgoing uncompressed block
+    uint8_t out[OUT_CAP];                     // outgoing control payload
+};
+
+// ---- Streams ------------------------------------------------------------------
+
+static stream *find_stream(kx_spdy_session *s, uint32_t id)
+{
+    if (id == 0)
+        return nullptr;
+    for (size_t i = 0; i < KX_SPDY_MAX_STREAMS; i++)
+        if ((s->streams[i].flags & ST_USED) && s->streams[i].id == id)
+            return &s->streams[i];
+    return nullptr;
+}
+
+static stream *add_stream(kx_spdy_session *s, uint32_t id, uint8_t flags)
+{
+    for (size_t i = 0; i < KX_SPDY_MAX_STREAMS; i++) {
+        if (!(s->streams[i].flags & ST_USED)) {
+            s->streams[i].id = id;
+            s->streams[i].flags = (uint8_t)(ST_USED | flags);
+            s->nstreams++;
+            return &s->streams[i];
+        }
+    }
+    return nullptr;
+}
+
+static void drop_stream(kx_spdy_session *s, stream *st)
+{
+    st->flags = 0;
+    st->id = 0;
+    s->nstreams--;
+}
+
+// A stream is forgotten once both sides have sent FIN (spdystream does the same).
+static void maybe_drop(kx_spdy_session *s, stream *st)
+{
+    if ((st->flags & (ST_LOCAL_FIN | ST_REMOTE_FIN)) == (ST_LOCAL_FIN | ST_REMOTE_FIN))
+        drop_stream(s, st);
+}
+
+// Marks the peer side closed and reports it. The stream is re-looked-up by id
+// because callbacks may have reset it meanwhile.
+static void remote_fin(kx_spdy_session *s, uint32_t id)
+{
+    stream *st = find_stream(s, id);
+    if (!st || (st->flags & ST_REMOTE_FIN))
+        return;
+    st->flags |= ST_REMOTE_FIN;
+    maybe_drop(s, st);
+    if (s->cb.on_fin)
+        s->cb.on_fin(s->user, id);
+}
+
+// ---- Output -------------------------------------------------------------------
+
+static int emit(kx_spdy_session *s, const uint8_t *hdr, const uint8_t *payload, size_t len)
+{
+    if (s->out_dead)
+        return -EPIPE;
+    int rc = s->cb.send(s->user, hdr, KX_SPDY_FRAME_HEADER_LEN, payload, len);
+    if (rc < 0)
+        s->out_dead = true;
+    return rc < 0 ? rc : 0;
+}
+
+static void control_header(uint8_t *h, uint16_t type, uint8_t flags, size_t len)
+{
+    kx_put_be16(h, (uint16_t)(0x8000u | KX_SPDY_VERSION));
+    kx_put_be16(h + 2, type);
+    h[4] = flags;
+    kx_put_be24(h + 5, (uint32_t)len);
+}
+
+static int send_control(kx_spdy_session *s, uint16_t type, uint8_t flags, const uint8_t *p, size_t len)
+{
+    if (s->goaway_sent)
+        return -EPIPE;
+    uint8_t h[KX_SPDY_FRAME_HEADER_LEN];
+    control_header(h, type, flags, len);
+    return emit(s, h, p, len);
+}
+
+static int send_two_u32(kx_spdy_session *s, uint16_t type, uint32_t a, uint32_t b)
+{
+    uint8_t p[8];
+    kx_put_be32(p, a);
+    kx_put_be32(p + 4, b);
+    return send_control(s, type, 0, p, sizeof p);
+}
+
+static bool name_ok(const char *name, size_t len)
+{
+    if (!name || len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((name[i] >= 'A' && name[i] <= 'Z') || name[i] == '\0')
+            return false;
+    // Hop-by-hop names are fatal to spdystream's reader.
+    static const char *const forbidden[] = {"connection", "host", "keep-alive", "proxy-connection",
+                                            "transfer-encoding"};
+    for (const char *f : forbidden)
+        if (strlen(f) == len && memcmp(f, name, len) == 0)
+            return false;
+    return true;
+}
+
+// Serialises nv into s->plain and returns its length, or <0.
+static int build_block(kx_spdy_session *s, const kx_spdy_nv *nv, size_t n)
+{
+    if (n > KX_SPDY_MAX_HEADERS)
+        return -EMSGSIZE;
+    if (n && !nv)
+        return -EINVAL;
+    size_t len = 4;
+    kx_put_be32(s->plain, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        if (!name_ok(nv[i].name, nv[i].name_len) || (nv[i].value_len && !nv[i].value))
+            return -EINVAL;
+        if (nv[i].name_len > KX_SPDY_MAX_HEADER_BLOCK || nv[i].value_len > KX_SPDY_MAX_HEADER_BLOCK ||
+            KX_SPDY_MAX_HEADER_BLOCK - len < 8 + nv[i].name_len + nv[i].value_len)
+            return -EMSGSIZE;
+        kx_put_be32(s->plain + len, (uint32_t)nv[i].name_len);
+        memcpy(s->plain + len + 4, nv[i].name, nv[i].name_len);
+        len += 4 + nv[i].name_len;
+        kx_put_be32(s->plain + len, (uint32_t)nv[i].value_len);
+        if (nv[i].value_len)
+            memcpy(s->plain + len + 4, nv[i].value, nv[i].value_len);
+        len += 4 + nv[i].value_len;
+    }
+    return (int)len;
+}
+
+// Compresses s->plain[0..len) into s->out + off with the session's one deflate
+// context, ending in a sync flush. Returns the compressed length or <0. A
+// failure here leaves the context ahead of the wire, so output dies with it.
+static int compress_block(kx_spdy_session *s, size_t len, size_t off)
+{
+    if (!s->def_ready) {
+        if (deflateInit(&s->def, Z_BEST_COMPRESSION) != Z_OK)
+            return -ENOMEM;
+        if (deflateSetDictionary(&s->def, kx_spdy_dict, KX_SPDY_DICT_LEN) != Z_OK) {
+            deflateEnd(&s->def);
+            return -ENOMEM;
+        }
+        s->def_ready = true;
+    }
+    s->def.next_in = s->plain;
+    s->def.avail_in = (uInt)len;
+    s->def.next_out = s->out + off;
+    s->def.avail_out = (uInt)(OUT_CAP - off);
+    int rc = deflate(&s->def, Z_SYNC_FLUSH);
+    if ((rc != Z_OK && rc != Z_BUF_ERROR) || s->def.avail_in != 0 || s->def.avail_out == 0) {
+        s->out_dead = true;
+        return -EMSGSIZE;
+    }
+    return (int)(OUT_CAP - off - s->def.avail_out);
+}
+
+// Builds, compresses and sends a SYN_STREAM/SYN_REPLY with `fixed` bytes
+// already placed at s->out.
+static int send_headers_frame(kx_spdy_session *s, uint16_t type, uint8_t flags, size_t fixed,
+                              const kx_spdy_nv *nv, size_t n)
+{
+    int len = build_block(s, nv, n);
+    if (len < 0)
+        return len;
+    int clen = compress_block(s, (size_t)len, fixed);
+    if (clen < 0)
+        return clen;
+    return send_control(s, type, flags, s->out, fixed + (size_t)clen);
+}
+
+static bool can_send(const kx_spdy_session *s)
+{
+    return !s->goaway_sent && !s->out_dead;
+}
+
+int kx_spdy_reply(kx_spdy_session *s, uint32_t id, const kx_spdy_nv *nv, size_t n, bool fin)
+{
+    if (!can_send(s))
+        return -EPIPE;
+    stream *st = find_stream(s, id);
+    if (!st || (st->flags & (ST_LOCAL | ST_REPLIED)))
+        return -EINVAL;
+    kx_put_be32(s->out, id);
+    int rc = send_headers_frame(s, KX_SPDY_SYN_REPLY, fin ? KX_SPDY_FLAG_FIN : 0, SYN_REPLY_FIXED, nv, n);
+    if (rc < 0)
+        return rc;
+    st->flags |= ST_REPLIED;
+    if (fin) {
+        st->flags |= ST_LOCAL_FIN;
+        maybe_drop(s, st);
+    }
+    return 0;
+}
+
+int kx_spdy_open(kx_spdy_session *s, const kx_spdy_nv *nv, size_t n, bool fin, uint32_t *id_out)
+{
+    if (!can_send(s) || s->goaway_recv)
+        return -EPIPE;
+    if (s->next_local_id > KX_SPDY_MAX_STREAM_ID)
+        return -ENOSPC;
+    if (s->nstreams >= KX_SPDY_MAX_STREAMS)
+        return -EAGAIN;
+    uint32_t id = s->next_local_id;
+    kx_put_be32(s->out, id);
+    kx_put_be32(s->out + 4, 0);
+    s->out[8] = 0; // priority 0 (top 3 bits)
+    s->out[9] = 0; // slot
+    int rc = send_headers_frame(s, KX_SPDY_SYN_STREAM, fin ? KX_SPDY_FLAG_FIN : 0, SYN_STREAM_FIXED, nv, n);
+    if (rc < 0)
+        return rc;
+    s->next_local_id += 2;
+    add_stream(s, id, (uint8_t)(ST_LOCAL | (fin ? ST_LOCAL_FIN : 0)));
+    if (id_out)
+        *id_out = id;
+    return 0;
+}
+
+int kx_spdy_data(kx_spdy_session *s, uint32_t id, const uint8_t *p, size_t len, bool fin)
+{
+    if (!can_send(s))
+        return -EPIPE;
+    stream *st = find_stream(s, id);
+    if (!st || (st->flags & ST_LOCAL_FIN) || (!(st->flags & ST_LOCAL) && !(st->flags & ST_REPLIED)))
+        return -EINVAL;
+    if (len && !p)
+        return -EINVAL;
+    if (len == 0 && !fin)
+        return 0;
+    do {
+        size_t chunk = len < KX_SPDY_MAX_DATA_CHUNK ? len : KX_SPDY_MAX_DATA_CHUNK;
+        bool last = chunk == len;
+        uint8_t h[KX_SPDY_FRAME_HEADER_LEN];
+        kx_put_be32(h, id);
+        h[4] = (last && fin) ? KX_SPDY_FLAG_FIN : 0;
+        kx_put_be24(h + 5, (uint32_t)chunk);
+        int rc = emit(s, h, chunk ? p : nullptr, chunk);
+        if (rc < 0)
+            return rc;
+        p += chunk;
+        len -= chunk;
+    } while (len);
+    if (fin) {
+        st->flags |= ST_LOCAL_FIN;
+        maybe_drop(s, st);
+    }
+    return 0;
+}
+
+int kx_spdy_rst(kx_spdy_session *s, uint32_t id, uint32_t status)
+{
+    if (id == 0 || id > KX_SPDY_MAX_STREAM_ID || status == 0)
+        return -EINVAL;
+    if (!can_send(s))
+        return -EPIPE;
+    int rc = send_two_u32(s, KX_SPDY_RST_STREAM, id, status);
+    if (rc < 0)
+        return rc;
+    stream *st = find_stream(s, id);
+    if (st)
+        drop_stream(s, st);
+    return 0;
+}
+
+int kx_spdy_ping(kx_spdy_session *s, uint32_t id)
+{
+    if (id == 0)
+        return -EINVAL;
+    if (!can_send(s))
+        return -EPIPE;
+    uint8_t p[4];
+    kx_put_be32(p, id);
+    return send_control(s, KX_SPDY_PING, 0, p, sizeof p);
+}
+
+int kx_spdy_goaway(kx_spdy_session *s, uint32_t status)
+{
+    if (!can_send(s))
+        return -EPIPE;
+    int rc = send_two_u32(s, KX_SPDY_GOAWAY, s->last_peer_id, status);
+    s->goaway_sent = true;
+    return rc;
+}
+
+// ---- Input --------------------------------------------------------------------
+
+int kx_spdy_parse_nv_block(const uint8_t *p, size_t len, kx_spdy_nv *out, size_t max, size_t *n)
+{
+    if (n)
+        *n = 0;
+    if (!p || len < 4 || !n || (max && !out))
+        return -EPROTO;
+    uint32_t count = kx_get_be32(p);
+    if (count > max)
+        return -EMSGSIZE;
+    size_t off = 4;
+    for (uint32_t i = 0; i < count; i++) {
+        if (len - off < 4)
+            return -EPROTO;
+        uint32_t nl = kx_get_be32(p + off);
+        off += 4;
+        if (nl == 0 || nl > len - off)
+            return -EPROTO;
+        const char *name = (const char *)p + off;
+        for (uint32_t k = 0; k < nl; k++)
+            if ((name[k] >= 'A' && name[k] <= 'Z') || name[k] == '\0')
+                return -EPROTO;
+        off += nl;
+        if (len - off < 4)
+            return -EPROTO;
+        uint32_t vl = kx_get_be32(p + off);
+        off += 4;
+        if (vl > len - off)
+            return -EPROTO;
+        out[i].name = name;
+        out[i].name_len = nl;
+        out[i].value = (const char *)p + off;
+        out[i].value_len = vl;
+        off += vl;
+    }
+    if (off != len)
+        return -EPROTO;
+    *n = count;
+    return 0;
+}
+
+// Inflates one complete compressed block with the session's one inflate
+// context and parses it into s->nv. Returns the pair count or <0.
+static int inflate_block(kx_spdy_session *s, const uint8_t *p, size_t len)
+{
+    if (!s->inf_ready) {
+        if (inflateInit(&s->inf) != Z_OK)
+            return -ENOMEM;
+        s->inf_ready = true;
+    }
+    s->inf.next_in = (Bytef *)p;
+    s->inf.avail_in = (uInt)len;
+    s->inf.next_out = s->inflated;
+    s->inf.avail_out = sizeof s->inflated;
+    for (;;) {
+        int rc = inflate(&s->inf, Z_SYNC_FLUSH);
+        if (rc == Z_NEED_DICT) {
+            if (inflateSetDictionary(&s->inf, kx_spdy_dict, KX_SPDY_DICT_LEN) != Z_OK)
+                return -EPROTO;
+            continue;
+        }
+        if (s->inf.avail_out == 0)
+            return -EMSGSIZE;
+        if (rc == Z_OK && s->inf.avail_in)
+            continue;
+        // Z_STREAM_END means the peer used Z_FINISH: the shared context is over.
+        if ((rc != Z_OK && rc != Z_BUF_ERROR) || s->inf.avail_in != 0)
+            return -EPROTO;
+        break;
+    }
+    size_t out_len = sizeof s->inflated - s->inf.avail_out;
+    size_t n = 0;
+    int rc = kx_spdy_parse_nv_block(s->inflated, out_len, s->nv, KX_SPDY_MAX_HEADERS, &n);
+    return rc < 0 ? rc : (int)n;
+}
+
+static int fail(kx_spdy_session *s, int err)
+{
+    s->state = rx_state::dead;
+    s->err = err;
+    return err;
+}
+
+// Sends a frame from inside kx_spdy_recv; after our GOAWAY nothing goes out.
+static int reply_rst(kx_spdy_session *s, uint32_t id, uint32_t status)
+{
+    if (s->goaway_sent || s->out_dead)
+        return 0;
+    return send_two_u32(s, KX_SPDY_RST_STREAM, id, status);
+}
+
+static int on_syn_stream(kx_spdy_session *s)
+{
+    uint32_t id = kx_get_be32(s->ctrl) & KX_SPDY_MAX_STREAM_ID;
+    if (id == 0)
+        return -EPROTO;
+    // Always inflate, even for refused streams, to keep the context in sync.
+    int n = inflate_block(s, s->ctrl + SYN_STREAM_FIXED, s->ctl_len - SYN_STREAM_FIXED);
+    if (n < 0)
+        return n;
+    if (s->goaway_sent)
+        return 0; // we promised to take no new streams and may send nothing
+    if (id < s->next_peer_id || find_stream(s, id))
+        return reply_rst(s, id, KX_SPDY_PROTOCOL_ERROR);
+    s->next_peer_id = id + 2;
+    s->last_peer_id = id;
+    if (s->nstreams >= KX_SPDY_MAX_STREAMS)
+        return reply_rst(s, id, KX_SPDY_REFUSED_STREAM);
+    bool fin = s->flags & KX_SPDY_FLAG_FIN;
+    add_stream(s, id, 0);
+    if (s->cb.on_stream)
+        s->cb.on_stream(s->user, id, s->nv, (size_t)n, fin);
+    if (fin)
+        remote_fin(s, id);
+    return 0;
+}
+
+static int on_syn_reply(kx_spdy_session *s)
+{
+    uint32_t id = kx_get_be32(s->ctrl) & KX_SPDY_MAX_STREAM_ID;
+    if (id == 0)
+        return -EPROTO;
+    int n = inflate_block(s, s->ctrl + SYN_REPLY_FIXED, s->ctl_len - SYN_REPLY_FIXED);
+    if (n < 0)
+        return n;
+    stream *st = find_stream(s, id);
+    // Replies to streams we reset, or duplicates, are dropped.
+    if (!st || !(st->flags & ST_LOCAL) || (st->flags & ST_REPLIED))
+        return 0;
+    st->flags |= ST_REPLIED;
+    bool fin = s->flags & KX_SPDY_FLAG_FIN;
+    if (s->cb.on_reply)
+        s->cb.on_reply(s->user, id, s->nv, (size_t)n, fin);
+    if (fin)
+        remote_fin(s, id);
+    return 0;
+}
+
+static int on_headers(kx_spdy_session *s)
+{
+    uint32_t id = kx_get_be32(s->ctrl) & KX_SPDY_MAX_STREAM_ID;
+    if (id == 0)
+        return -EPROTO;
+    int n = inflate_block(s, s->ctrl + SYN_REPLY_FIXED, s->ctl_len - SYN_REPLY_FIXED);
+    if (n < 0)
+        return n;
+    if (s->flags & KX_SPDY_FLAG_FIN)
+        remote_fin(s, id);
+    return 0;
+}
+
+static int on_control(kx_spdy_session *s)
+{
+    const uint8_t *p = s->ctrl;
+    switch (s->ctl_type) {
+    case KX_SPDY_SYN_STREAM:
+        return on_syn_stream(s);
+    case KX_SPDY_SYN_REPLY:
+        return on_syn_reply(s);
+    case KX_SPDY_HEADERS:
+        return on_headers(s);
+    case KX_SPDY_RST_STREAM: {
+        uint32_t id = kx_get_be32(p) & KX_SPDY_MAX_STREAM_ID, status = kx_get_be32(p + 4);
+        if (id == 0 || status == 0)
+            return -EPROTO;
+        stream *st = find_stream(s, id);
+        if (!st)
+            return 0;
+        drop_stream(s, st);
+        if (s->cb.on_rst)
+            s->cb.on_rst(s->user, id, status);
+        return 0;
+    }
+    case KX_SPDY_SETTINGS: {
+        // Accepted and ignored; only the layout is checked.
+        uint32_t count = kx_get_be32(p);
+        if (count > (s->ctl_len - 4) / 8 || 4 + (size_t)count * 8 != s->ctl_len)
+            return -EPROTO;
+        return 0;
+    }
+    case KX_SPDY_PING: {
+        uint32_t id = kx_get_be32(p);
+        if (id == 0)
+            return -EPROTO;
+        // Odd ids are client pings: a server echoes them, a client treats them
+        // as answers to its own. Echo is byte-for-byte.
+        bool peer_parity = (id & 1) == (s->is_server ? 1u : 0u);
+        if (!peer_parity || s->goaway_sent || s->out_dead)
+            return 0;
+        return emit(s, s->hdr, p, 4);
+    }
+    case KX_SPDY_GOAWAY: {
+        s->state = rx_state::goaway;
+        s->goaway_recv = true;
+        if (s->cb.on_goaway)
+            s->cb.on_goaway(s->user, kx_get_be32(p) & KX_SPDY_MAX_STREAM_ID, kx_get_be32(p + 4));
+        return 0;
+    }
+    case KX_SPDY_WINDOW_UPDATE:
+        return 0; // no flow control toward Go peers (protocol.md §2.5)
+    }
+    return -EPROTO;
+}
+
+// Checks a control frame header; returns 0 or the fatal error.
+static int check_control(kx_spdy_session *s)
+{
+    uint16_t version = kx_get_be16(s->hdr) & 0x7fff;
+    if (version != KX_SPDY_VERSION)
+        return -EPROTO;
+    if (s->ctl_len > KX_SPDY_MAX_CONTROL_PAYLOAD)
+        return -EMSGSIZE;
+    switch (s->ctl_type) {
+    case KX_SPDY_SYN_STREAM:
+        return s->ctl_len > SYN_STREAM_FIXED ? 0 : -EPROTO;
+    case KX_SPDY_SYN_REPLY:
+    case KX_SPDY_HEADERS:
+        return s->ctl_len > SYN_REPLY_FIXED ? 0 : -EPROTO;
+    case KX_SPDY_RST_STREAM:
+    case KX_SPDY_GOAWAY:
+    case KX_SPDY_WINDOW_UPDATE:
+        return s->ctl_len == 8 ? 0 : -EPROTO;
+    case KX_SPDY_PING:
+        return s->ctl_len == 4 ? 0 : -EPROTO;
+    case KX_SPDY_SETTINGS:
+        return s->ctl_len >= 4 ? 0 : -EPROTO;
+    }
+    return -EPROTO;
+}
+
+// DATA frame ended (all payload seen).
+static void data_done(kx_spdy_session *s)
+{
+    s->state = rx_state::head;
+    if (s->flags & KX_SPDY_FLAG_FIN)
+        remote_fin(s, s->data_id);
+}
+
+int kx_spdy_recv(kx_spdy_session *s, const uint8_t *data, size_t len)
+{
+    if (!s)
+        return -EINVAL;
+    if (s->state == rx_state::dead)
+        return s->err;
+    if (len && !data)
+        return -EINVAL;
+    while (len) {
+        switch (s->state) {
+        case rx_state::dead:
+            return s->err;
+        case rx_state::goaway:
+            return 0;
+        case rx_state::head: {
+            size_t take = KX_SPDY_FRAME_HEADER_LEN - s->hdr_len;
+            if (take > len)
+                take = len;
+            memcpy(s->hdr + s->hdr_len, data, take);
+            s->hdr_len += take;
+            data += take;
+            len -= take;
+            if (s->hdr_len < KX_SPDY_FRAME_HEADER_LEN)
+                break;
+            s->hdr_len = 0;
+            s->flags = s->hdr[4];
+            s->need = kx_get_be24(s->hdr + 5);
+            if (s->hdr[0] & 0x80) {
+                s->ctl_type = kx_get_be16(s->hdr + 2);
+                s->ctl_len = s->need;
+                int rc = check_control(s);
+                if (rc < 0)
+                    return fail(s, rc);
+                s->ctrl_have = 0;
+                s->state = rx_state::control;
+                break;
+            }
+            s->data_id = kx_get_be32(s->hdr) & KX_SPDY_MAX_STREAM_ID;
+            if (s->data_id == 0)
+                return fail(s, -EPROTO);
+            s->state = rx_state::data;
+            if (s->need == 0)
+                data_done(s);
+            break;
+        }
+        case rx_state::control: {
+            size_t take = s->ctl_len - s->ctrl_have;
+            if (take > len)
+                take = len;
+            memcpy(s->ctrl + s->ctrl_have, data, take);
+            s->ctrl_have += take;
+            data += take;
+            len -= take;
+            if (s->ctrl_have < s->ctl_len)
+                break;
+            s->state = rx_state::head;
+            int rc = on_control(s);
+            if (rc < 0)
+                return fail(s, rc);
+            break;
+        }
+        case rx_state::data: {
+            size_t take = s->need < len ? s->need : len;
+            // Deliver only while the stream exists and its peer side is open;
+            // re-checked per piece because callbacks may reset the stream.
+            stream *st = find_stream(s, s->data_id);
+            if (st && !(st->flags & ST_REMOTE_FIN) && s->cb.on_data)
+                s->cb.on_data(s->user, s->data_id, data, take);
+            data += take;
+            len -= take;
+            s->need -= (uint32_t)take;
+            if (s->need == 0)
+                data_done(s);
+            break;
+        }
+        }
+    }
+    return 0;
+}
+
+// ---- Lifetime -------------------------------------------------------------------
+
+kx_spdy_session *kx_spdy_session_new(bool is_server, const kx_spdy_callbacks *cb, void *user)
+{
+    if (!cb || !cb->send)
+        return nullptr;
+    kx_spdy_session *s = (kx_spdy_session *)calloc(1, sizeof *s);
+    if (!s)
+        return nullptr;
+    s->cb = *cb;
+    s->user = user;
+    s->is_server = is_server;
+    s->state = rx_state::head;
+    s->next_peer_id = 1;
+    s->next_local_id = is_server ? 2 : 1;
+    return s;
+}
+
+void kx_spdy_session_free(kx_spdy_session *s)
+{
+    if (!s)
+        return;
+    if (s->def_ready)
+        deflateEnd(&s->def);
+    if (s->inf_ready)
+        inflateEnd(&s->inf);
+    free(s);
+}

@@ -1,0 +1,53 @@
+#!/bin/bash
+# run.sh — run the integration tests against already built binaries.
+#
+# Builds nothing: point KUBEXEC_BUILD at a build dir (default "build", relative to the
+# repo root; `make all` makes it). Needs root, busybox-static, python3, and apt access
+# once to fetch kubectl 1.20 (kubectl-versions.sh). Prints the TAP-like lines of every
+# check, then exactly "N passed, N failed" as the last line; exits 1 on any failure.
+#
+# KX_TOTAL_TIMEOUT (s, default 1800) bounds the whole run.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${KUBEXEC_BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+export KUBEXEC_BUILD=$BUILD
+
+passed=0
+failed=0
+log=$(mktemp /tmp/kubexec-it-run.XXXXXX)
+trap 'rm -f "$log"' EXIT
+
+# pre: these are failures too (not skips): a run that cannot test must not look green.
+pre_fail() { echo "not ok - $1"; failed=$((failed + 1)); }
+[ "$(id -u)" = 0 ] || pre_fail "run as root (the node needs namespaces and mounts)"
+for b in "$BUILD/src/apiserver/kubexec-apiserver" "$BUILD/src/node/kubexec-node"; do
+	[ -x "$b" ] || pre_fail "$b is built (run make all)"
+done
+for c in python3 timeout pgrep ps sha256sum; do
+	command -v "$c" >/dev/null || pre_fail "$c is installed"
+done
+if [ "$failed" -gt 0 ]; then
+	echo "0 passed, $failed failed"
+	exit 1
+fi
+
+# The test prints its own "N passed, N failed"; we recount from the result lines so a
+# test script that dies halfway still yields an honest total.
+timeout -k 10 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_exec.sh" 2>&1 |
+	grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$' | tee "$log"
+rc=${PIPESTATUS[0]}
+passed=$(grep -c '^ok ' "$log")
+failed=$(grep -c '^not ok ' "$log")
+if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
+	echo "not ok - test_exec.sh exited with status $rc without reporting a failure"
+	failed=1
+fi
+if [ "$passed" = 0 ] && [ "$failed" = 0 ]; then
+	echo "not ok - test_exec.sh reported no results"
+	failed=1
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,350 @@
+#!/bin/bash
+# test_exec.sh — the `kubectl exec` acceptance checks, run with every kubectl version
+# from kubectl-versions.sh against one real kubexec-apiserver + kubexec-node on
+# loopback. Prints one TAP-like "ok N - [VERSION] check" / "not ok N - ..." line per
+# check and version, then "N passed, N failed"; exits 1 on any failure.
+#
+# Needs root (the node makes namespaces), busybox-static, python3 (pty checks).
+# Run it through run.sh, or directly: KUBEXEC_BUILD=build tests/integration/test_exec.sh
+# KUBEXEC_KUBECTL_VERSIONS="1.33" limits the versions; KX_KEEP=1 keeps logs.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$HERE/lib.sh"
+
+BIG_BYTES=$((50 * 1024 * 1024))
+CONCURRENT=50
+
+summary() {
+	echo "$KX_PASSED passed, $KX_FAILED failed"
+	[ "$KX_FAILED" -eq 0 ]
+}
+
+on_exit() {
+	local rc=$?
+	# Reached only when something aborted the run: still stop and check everything.
+	if [ -n "$KX_TMP" ]; then
+		stop_cluster
+		summary
+		exit 1
+	fi
+	exit $rc
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- pty helper
+# Python's pty module gives kubectl a real terminal (kubectl uses a TTY only when
+# its stdin is one). Modes:
+#   size   ROWS COLS -- CMD...           run CMD on a ROWSxCOLS pty, print what it wrote
+#   resize ROWS COLS R2 C2 -- CMD...     wait for "ready", set R2xC2 on the master
+#                                        (the kernel sends SIGWINCH to kubectl), wait
+#                                        for "R2 C2" in the output, then ^C
+write_pty_helper() {
+	cat >"$KX_TMP/ptyrun.py" <<'EOF'
+import fcntl, os, pty, re, select, signal, struct, sys, termios, time
+
+def winsz(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows, cols, 0, 0))
+
+args = sys.argv[1:]
+sep = args.index('--')
+opts, cmd = args[:sep], args[sep + 1:]
+mode, rows, cols = opts[0], int(opts[1]), int(opts[2])
+timeout = float(os.environ.get('PTY_TIMEOUT', '60'))
+
+pid, fd = pty.fork()
+if pid == 0:
+    try:
+        winsz(0, rows, cols)   # before exec: kubectl reads the size at start
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+
+buf = b''
+def pump(until, deadline):
+    """Read until the pattern shows up, EOF, or the deadline. True if found."""
+    global buf
+    while True:
+        if until is not None and re.search(until, buf):
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        r, _, _ = select.select([fd], [], [], min(left, 0.2))
+        if r:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:   # EIO: the child closed the terminal
+                data = b''
+            if not data:
+                return until is None
+            buf += data
+
+def reap(wait):
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        p, st = os.waitpid(pid, os.WNOHANG)
+        if p:
+            return os.waitstatus_to_exitcode(st)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return -9
+
+rc = 0
+if mode == 'size':
+    pump(None, time.monotonic() + timeout)
+    code = reap(5)
+    rc = 0 if code == 0 else 1
+elif mode == 'resize':
+    r2, c2 = int(opts[3]), int(opts[4])
+    if not pump(rb'ready', time.monotonic() + timeout):
+        sys.stderr.write('no "ready" from the command\n')
+        rc = 1
+    else:
+        time.sleep(0.3)
+        winsz(fd, r2, c2)
+        if not pump(rb'\b%d %d\b' % (r2, c2), time.monotonic() + 10):
+            sys.stderr.write('no "%d %d" after the resize\n' % (r2, c2))
+            rc = 1
+    try:
+        os.write(fd, b'\x03')   # raw mode: ^C reaches the remote terminal
+    except OSError:
+        pass
+    pump(None, time.monotonic() + 5)
+    reap(3)
+sys.stdout.write(buf.decode('utf-8', 'replace').replace('\r', ''))
+sys.exit(rc)
+EOF
+}
+
+# ---------------------------------------------------------------- checks
+# Each takes the version label V for the check names; the current kubectl is set
+# by use_kubectl.
+
+t_get() {
+	kcr get pod demo </dev/null
+	result "[$1] kubectl get pod demo shows Running" \
+		"$([ "$KX_RC" = 0 ] && grep -qw Running "$KX_O"; echo $?)" "$(kx_why)"
+}
+
+t_echo() {
+	kcr exec demo -- echo hello </dev/null
+	result "[$1] exec demo -- echo hello" \
+		"$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = hello ]; echo $?)" "$(kx_why)"
+}
+
+t_exit42() {
+	kcr exec demo -- sh -c 'echo out; echo err >&2; exit 42' </dev/null
+	result "[$1] exec sh -c 'echo out; echo err >&2; exit 42': exit 42, out/err split" \
+		"$([ "$KX_RC" = 42 ] && [ "$(cat "$KX_O")" = out ] && grep -qx err "$KX_E" &&
+			grep -qF 'command terminated with exit code 42' "$KX_E"; echo $?)" "$(kx_why)"
+}
+
+t_big() {
+	local in=$KX_TMP/big.in want got
+	[ -f "$in" ] || head -c "$BIG_BYTES" /dev/urandom >"$in"
+	want=$(sha256sum <"$in" | cut -d' ' -f1)
+	KX_KC_TIMEOUT_ONCE=180 kcr exec -i demo -- cat <"$in"
+	got=$(sha256sum <"$KX_O" | cut -d' ' -f1)
+	result "[$1] 50 MB through exec -i demo -- cat: same sha256" \
+		"$([ "$KX_RC" = 0 ] && [ "$got" = "$want" ]; echo $?)" \
+		"exit $KX_RC, sent $BIG_BYTES bytes sha256 $want, got $(stat -c %s "$KX_O") bytes sha256 $got" \
+		"stderr: $(head -c 600 "$KX_E")"
+}
+
+t_stdin() {
+	# Process substitution, not a pipe: kcr must run in this shell to set KX_RC.
+	kcr exec -i demo -- cat < <(echo hi)
+	result "[$1] echo hi | exec -i demo -- cat" \
+		"$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = hi ]; echo $?)" "$(kx_why)"
+}
+
+t_errors() {
+	kcr exec nosuch -- true </dev/null
+	result "[$1] exec nosuch: NotFound, exit 1" \
+		"$([ "$KX_RC" = 1 ] && grep -qxF 'Error from server (NotFound): pods "nosuch" not found' "$KX_E"; echo $?)" \
+		"$(kx_why)"
+	kcr exec demo -c nosuch -- true </dev/null
+	result "[$1] exec -c nosuch: error names the container, exit 1" \
+		"$([ "$KX_RC" = 1 ] && grep -q nosuch "$KX_E"; echo $?)" "$(kx_why)"
+	kcr exec demo -- /nonexistent </dev/null
+	result "[$1] exec demo -- /nonexistent: error names it, non-zero exit" \
+		"$([ "$KX_RC" != 0 ] && [ "$KX_RC" != 124 ] && [ "$KX_RC" != 137 ] &&
+			grep -q /nonexistent "$KX_E"; echo $?)" "$(kx_why)"
+}
+
+t_tty() {
+	local out st
+	out=$(PTY_TIMEOUT=60 timeout -k 5 90 python3 "$KX_TMP/ptyrun.py" size 37 101 -- \
+		env HOME="$KX_KHOME" KUBECONFIG="$KUBECONFIG" "$KX_KBIN" \
+		--cache-dir "$KX_KHOME/.kube/cache" exec -it demo -- sh -c 'stty size; tty' 2>&1)
+	st=$?
+	result "[$1] exec -it under a 37x101 pty: stty size and /dev/pts/N" \
+		"$([ "$st" = 0 ] && printf '%s\n' "$out" | grep -qx '37 101' &&
+			printf '%s\n' "$out" | grep -qx '/dev/pts/[0-9]*'; echo $?)" \
+		"helper exit $st; output: $(printf '%s' "$out" | head -c 600 | cat -v)"
+}
+
+t_resize() {
+	local out st
+	out=$(PTY_TIMEOUT=60 timeout -k 5 90 python3 "$KX_TMP/ptyrun.py" resize 37 101 50 150 -- \
+		env HOME="$KX_KHOME" KUBECONFIG="$KUBECONFIG" "$KX_KBIN" \
+		--cache-dir "$KX_KHOME/.kube/cache" exec -it demo -- \
+		sh -c 'trap "stty size" WINCH; echo ready; while :; do sleep 0.1; done' 2>&1)
+	st=$?
+	result "[$1] exec -it: resize of the local terminal reaches the process (50 150)" "$st" \
+		"helper exit $st; output: $(printf '%s' "$out" | head -c 600 | cat -v)"
+}
+
+t_container() {
+	local want
+	kcr exec demo -- hostname </dev/null
+	result "[$1] hostname in the container is demo" \
+		"$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = demo ]; echo $?)" "$(kx_why)"
+
+	kcr exec demo -- cat /proc/1/cmdline </dev/null
+	want=$KX_TMP/cmdline.want
+	printf '%s\0' "${KX_DEMO_CMD[@]}" >"$want"
+	result "[$1] /proc/1/cmdline is the container's main command" \
+		"$([ "$KX_RC" = 0 ] && cmp -s "$want" "$KX_O"; echo $?)" \
+		"want: $(tr '\0' '@' <"$want")" "$(kx_why)"
+
+	kcr exec demo -- sh -c 'ls /; test -x /bin/busybox && test ! -e /usr/lib/x86_64-linux-gnu && cat /kubexec-marker' </dev/null
+	result "[$1] / is the image root (busybox, marker, no host /usr/lib)" \
+		"$([ "$KX_RC" = 0 ] && grep -qx bin "$KX_O" && grep -qx "$KX_MARKER" "$KX_O"; echo $?)" \
+		"marker $KX_MARKER" "$(kx_why)"
+}
+
+node_zombies() { kx_descendants "$KX_NODE_PID" | awk '$2 ~ /^Z/ { print $1 }'; }
+
+t_concurrent() {
+	local i base n s bad="" zombies fds end
+	local -a pids=()
+	# fd baseline: the highest of a few samples, so the node's normal churn (its
+	# API connection) does not count as a leak.
+	base=0
+	for s in 1 2 3; do
+		n=$(kx_fd_count "$KX_NODE_PID")
+		[ "$n" -gt "$base" ] && base=$n
+		sleep 0.3
+	done
+	mkdir -p "$KX_TMP/conc"
+	for i in $(seq 1 "$CONCURRENT"); do
+		KX_KC_TIMEOUT_ONCE=120 kc exec demo -- echo "$i" </dev/null \
+			>"$KX_TMP/conc/$i.out" 2>"$KX_TMP/conc/$i.err" &
+		pids[i]=$!
+	done
+	for i in $(seq 1 "$CONCURRENT"); do
+		wait "${pids[i]}"
+		s=$?
+		if [ "$s" != 0 ] || [ "$(cat "$KX_TMP/conc/$i.out")" != "$i" ]; then
+			bad="${bad}exec $i: exit $s, stdout '$(head -c 100 "$KX_TMP/conc/$i.out")', stderr '$(head -c 200 "$KX_TMP/conc/$i.err")'"$'\n'
+		fi
+	done
+	result "[$1] $CONCURRENT concurrent execs all succeed with the right output" \
+		"$([ -z "$bad" ]; echo $?)" "$bad"
+
+	end=$((SECONDS + 10))
+	while :; do
+		zombies=$(node_zombies)
+		fds=$(kx_fd_count "$KX_NODE_PID")
+		[ -z "$zombies" ] && [ "$fds" -le "$base" ] && break
+		[ "$SECONDS" -ge "$end" ] && break
+		sleep 0.5
+	done
+	result "[$1] no zombies under the node after the execs" "$([ -z "$zombies" ]; echo $?)" \
+		"zombies: $zombies"
+	result "[$1] node fd count back to baseline after the execs" "$([ "$fds" -le "$base" ]; echo $?)" \
+		"baseline $base, now $fds: $(find "/proc/$KX_NODE_PID/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null | sed 's/:.*//' | sort | uniq -c | sort -rn | head -n 5 | tr '\n' ';')"
+}
+
+t_sigkill() {
+	local n=$2 kpid found="" end left
+	# Not through `timeout`: the SIGKILL must hit kubectl itself (env execs it).
+	env HOME="$KX_KHOME" KUBECONFIG="$KUBECONFIG" "$KX_KBIN" --cache-dir "$KX_KHOME/.kube/cache" \
+		exec demo -- sleep "$n" </dev/null >/dev/null 2>&1 &
+	kpid=$!
+	end=$((SECONDS + 30))
+	while [ "$SECONDS" -lt "$end" ]; do
+		found=$(pgrep -f "^sleep $n\$")
+		[ -n "$found" ] && break
+		if [ -z "$(kx_state "$kpid")" ] || [ "$(kx_state "$kpid")" = Z ]; then break; fi
+		sleep 0.2
+	done
+	if [ -z "$found" ]; then
+		kill -KILL "$kpid" 2>/dev/null
+		wait "$kpid" 2>/dev/null
+		fail "[$1] SIGKILL of kubectl: the exec'd process goes away within 5 s" \
+			"'sleep $n' never showed up in the container"
+		return
+	fi
+	kill -KILL "$kpid"
+	wait "$kpid" 2>/dev/null
+	end=$((SECONDS + 5))
+	while :; do
+		left=$(pgrep -f "^sleep $n\$")
+		[ -z "$left" ] && break
+		[ "$SECONDS" -ge "$end" ] && break
+		sleep 0.2
+	done
+	result "[$1] SIGKILL of kubectl: the exec'd process goes away within 5 s" \
+		"$([ -z "$left" ]; echo $?)" "still running after 5 s: pid $left"
+	# Do not let a leftover disturb the next version's checks.
+	# shellcheck disable=SC2086
+	[ -n "$left" ] && kill -KILL $left 2>/dev/null
+}
+
+# ---------------------------------------------------------------- main
+
+if [ "$(id -u)" != 0 ]; then
+	fail "running as root" "the node needs root for namespaces and mounts"
+	summary
+	exit 1
+fi
+
+if versions=$("$HERE/kubectl-versions.sh" 2>"/tmp/kubexec-kv.$$"); then
+	ok "kubectl versions available: $(echo "$versions" | cut -d' ' -f1 | tr '\n' ' ')"
+else
+	fail "kubectl versions available" "$(cat "/tmp/kubexec-kv.$$")" "$versions"
+	rm -f "/tmp/kubexec-kv.$$"
+	summary
+	exit 1
+fi
+rm -f "/tmp/kubexec-kv.$$"
+mapfile -t vlines <<<"$versions"
+
+# Wait for the pod with the newest kubectl of the list.
+if start_cluster "${vlines[-1]#* }"; then
+	ok "cluster starts and pod demo is Running"
+else
+	fail "cluster starts and pod demo is Running" "see the log lines above"
+	stop_cluster
+	summary
+	exit 1
+fi
+write_pty_helper
+
+vi=0
+for line in "${vlines[@]}"; do
+	ver=${line%% *}
+	use_kubectl "$ver" "${line#* }"
+	vi=$((vi + 1))
+	t_get "$ver"
+	t_echo "$ver"
+	t_exit42 "$ver"
+	t_big "$ver"
+	t_stdin "$ver"
+	t_errors "$ver"
+	t_tty "$ver"
+	t_resize "$ver"
+	t_container "$ver"
+	t_concurrent "$ver"
+	t_sigkill "$ver" "$((1234000 + vi))"
+done
+
+stop_cluster
+trap - EXIT
+summary
