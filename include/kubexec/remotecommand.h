@@ -17,8 +17,8 @@ inline constexpr size_t KX_RC_MAX_EARLY_STDIN = 64 * 1024;
 // Bound on one resize JSON object; a longer one is discarded up to the next
 // newline.
 inline constexpr size_t KX_RC_MAX_RESIZE_JSON = 4096;
-// Size of the buffer kx_rc_finish uses for the status payload; errmsg is
-// truncated (at a UTF-8-agnostic byte boundary) to fit.
+// Size of the buffer kx_rc_finish uses for the status payload; kx_rc_finish
+// cuts a long errmsg (at any byte, not at a UTF-8 boundary) until it fits.
 inline constexpr size_t KX_RC_MAX_STATUS = 4096;
 
 // Negotiation (protocol.md §2.1): `offers` are the raw values of every

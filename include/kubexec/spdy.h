@@ -11,7 +11,8 @@
 // (replied / local FIN / remote FIN), PING echo, RST_STREAM, GOAWAY.
 // What is deliberately not: flow control (WINDOW_UPDATE and SETTINGS are
 // accepted and ignored, never sent, send windows are infinite), priorities,
-// server push, CREDENTIAL.
+// server push, CREDENTIAL; the UNIDIRECTIONAL flag on a received SYN_STREAM
+// is ignored (Kubernetes never sets it).
 //
 // Error convention: 0 or a negative errno. A negative return from
 // kx_spdy_recv() is fatal for the connection.

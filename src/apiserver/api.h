@@ -95,7 +95,8 @@ struct kx_api_stream_target {
 //   -ENOENT  404 `pods "web" not found`
 //   -EINVAL  400 `container c is not valid for pod web`, `a container name must
 //            be specified for pod web`, `pod web does not have a host
-//            assigned`, unknown sub
+//            assigned`; an unknown sub gets the 404 `the server could not find
+//            the requested resource`
 //   -EHOSTUNREACH  500 the node is unknown or has no address;
 //                  503 the node is NotReady
 //   -ENOMEM

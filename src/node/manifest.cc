@@ -464,7 +464,13 @@ static const char *show(char *buf, size_t cap, json_object *v)
         const char *s = json_object_get_string(v);
         size_t n = (size_t)json_object_get_string_len(v), o = 0;
         buf[o++] = '"';
-        for (size_t i = 0; i < n && o + 8 < cap; i++) {
+        // Per byte at most 6 chars; keep room for "...", the quote and NUL.
+        for (size_t i = 0; i < n; i++) {
+            if (i == 80 || o + 12 >= cap) {
+                memcpy(buf + o, "...", 3);
+                o += 3;
+                break;
+            }
             unsigned char ch = (unsigned char)s[i];
             if (ch == '"' || ch == '\\') {
                 buf[o++] = '\\';
@@ -473,11 +479,6 @@ static const char *show(char *buf, size_t cap, json_object *v)
                 o += (size_t)snprintf(buf + o, cap - o, "\\u%04x", ch);
             } else {
                 buf[o++] = (char)ch;
-            }
-            if (i == 79 && n > 80) {
-                memcpy(buf + o, "...", 3);
-                o += 3;
-                break;
             }
         }
         buf[o++] = '"';

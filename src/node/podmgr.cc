@@ -675,10 +675,12 @@ static void pod_stop(pm_pod *pod)
             any = true;
         }
     }
-    if (any) {
+    // The timer repeats until the pod is gone: it also keeps the loop alive
+    // while we wait for the reaper, whose signal handle is unreferenced.
+    if (any || pod->sb.pid > 0) {
         pod->kill_timer = pod_timer_new(pod, NULL);
         if (pod->kill_timer)
-            uv_timer_start(pod->kill_timer, on_kill_timer, PM_KILL_GRACE_MS, 0);
+            uv_timer_start(pod->kill_timer, on_kill_timer, PM_KILL_GRACE_MS, PM_KILL_GRACE_MS / 2);
         else
             pod_kill_all(pod);
     }
@@ -688,15 +690,19 @@ static void pod_stop(pm_pod *pod)
 static void scan_soon(kx_podmgr *pm);
 static void maybe_finish_shutdown(kx_podmgr *pm);
 
-static void pod_free_now(pm_pod *pod)
+static void pod_unlink(pm_pod *pod)
 {
-    kx_podmgr *pm = pod->pm;
-    for (pm_pod **pp = &pm->pods; *pp; pp = &(*pp)->next) {
+    for (pm_pod **pp = &pod->pm->pods; *pp; pp = &(*pp)->next) {
         if (*pp == pod) {
             *pp = pod->next;
-            break;
+            return;
         }
     }
+}
+
+// Frees the memory of an unlinked pod whose processes and handles are gone.
+static void pod_release(pm_pod *pod)
+{
     for (size_t i = 0; i < pod->nctrs; i++) {
         pm_ctr *c = &pod->ctrs[i];
         ctr_close_stdin(c);
@@ -720,6 +726,28 @@ static void pod_free_now(pm_pod *pod)
     json_object_put(pod->json);
     free(pod->file);
     free(pod);
+}
+
+static void pod_free_now(pm_pod *pod)
+{
+    kx_podmgr *pm = pod->pm;
+    pod_unlink(pod);
+    if (pod->listed) {
+        // Files ignored as duplicates of this pod get their chance on the
+        // rescan below (they own no processes or handles).
+        for (;;) {
+            pm_pod *dup = NULL;
+            for (pm_pod *p = pm->pods; p && !dup; p = p->next)
+                if (!p->listed && !strcmp(p->reason, "Duplicate") && !strcmp(p->ns, pod->ns) &&
+                    !strcmp(p->name, pod->name))
+                    dup = p;
+            if (!dup)
+                break;
+            pod_unlink(dup);
+            pod_release(dup);
+        }
+    }
+    pod_release(pod);
     if (pm->shutting_down)
         maybe_finish_shutdown(pm);
     else
@@ -931,12 +959,18 @@ static bool manifest_name(const char *n)
     return n[0] != '.' && (has_suffix(n, ".yaml") || has_suffix(n, ".yml") || has_suffix(n, ".json"));
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void scan(kx_podmgr *pm)
 {
     if (pm->shutting_down)
         return;
     for (pm_pod *p = pm->pods; p; p = p->next)
         p->seen = false;
+    bool complete = true;   // only a complete listing may stop pods
     DIR *d = opendir(pm->manifest_dir);
     if (!d) {
         int e = errno;
@@ -947,19 +981,44 @@ static void scan(kx_podmgr *pm)
             return;   // transient trouble: keep the pods we have
     } else {
         pm->dir_err_logged = false;
-        size_t count = 0;
+        // Sorted, so which of two files defining the same pod wins does not
+        // depend on directory order.
+        char **names = NULL;
+        size_t nnames = 0, cap = 0;
         struct dirent *de;
         while ((de = readdir(d)) != NULL) {
             if (!manifest_name(de->d_name))
                 continue;
+            if (nnames == cap) {
+                size_t ncap = cap ? cap * 2 : 32;
+                char **nn = cap < 4 * KX_PODMGR_MAX_PODS ? (char **)realloc(names, ncap * sizeof *nn) : NULL;
+                if (!nn) {
+                    complete = false;
+                    break;
+                }
+                names = nn;
+                cap = ncap;
+            }
+            if (!(names[nnames] = strdup(de->d_name))) {
+                complete = false;
+                break;
+            }
+            nnames++;
+        }
+        closedir(d);
+        if (nnames > 1)
+            qsort(names, nnames, sizeof *names, cmp_names);
+        size_t count = 0;
+        for (size_t ni = 0; ni < nnames; ni++) {
+            const char *fname = names[ni];
             char path[PM_PATH];
             struct stat st;
-            if (snprintf(path, sizeof path, "%s/%s", pm->manifest_dir, de->d_name) >= (int)sizeof path ||
+            if (snprintf(path, sizeof path, "%s/%s", pm->manifest_dir, fname) >= (int)sizeof path ||
                 stat(path, &st) != 0 || !S_ISREG(st.st_mode))
                 continue;
             pm_pod *active = NULL, *dying = NULL;
             for (pm_pod *p = pm->pods; p; p = p->next) {
-                if (strcmp(p->file, de->d_name) != 0)
+                if (strcmp(p->file, fname) != 0)
                     continue;
                 p->seen = true;
                 if (p->stopping)
@@ -980,19 +1039,21 @@ static void scan(kx_podmgr *pm)
             if (count >= KX_PODMGR_MAX_PODS) {
                 if (!pm->too_many_logged)
                     logmsg("warning: more than %d manifests; %s and later ones ignored", KX_PODMGR_MAX_PODS,
-                           de->d_name);
+                           fname);
                 pm->too_many_logged = true;
                 continue;
             }
-            if (pod_create(pm, de->d_name, &st))
+            if (pod_create(pm, fname, &st))
                 count++;
         }
-        closedir(d);
+        for (size_t ni = 0; ni < nnames; ni++)
+            free(names[ni]);
+        free(names);
     }
     pm_pod *next;
     for (pm_pod *p = pm->pods; p; p = next) {
         next = p->next;
-        if (!p->seen && !p->stopping)
+        if (complete && !p->seen && !p->stopping)
             pod_stop(p);   // may free p
     }
 }

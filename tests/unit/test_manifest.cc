@@ -410,6 +410,77 @@ static void syntax_errors_and_limits(void **state)
     assert_string_equal(err, "not a regular file");
 }
 
+static uint32_t rnd(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+// Mutated manifests (bytes flipped, cut, duplicated) must give 0 or a negative
+// errno with a message, never a crash or a leak (ASan/UBSan in `make check`).
+static void mutations_never_crash(void **)
+{
+    const char *seeds[] = {kYamlPod, "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\"},"
+                                     "\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"i\",\"env\":[{\"name\":\"A\"}]}]}}"};
+    static const char alphabet[] = "{}[]:,-'\"\\\n #&*!|>?%@`\t\x01\xff" "0aZ";
+    uint32_t s = 7;
+    char buf[4096];
+    for (int iter = 0; iter < 3000; iter++) {
+        const char *seed = seeds[iter & 1];
+        size_t n = strlen(seed);
+        memcpy(buf, seed, n);
+        int edits = 1 + (int)(rnd(&s) % 8);
+        for (int e = 0; e < edits; e++) {
+            size_t at = rnd(&s) % n;
+            switch (rnd(&s) % 3) {
+            case 0:
+                buf[at] = alphabet[rnd(&s) % (sizeof alphabet - 1)];
+                break;
+            case 1:
+                n = at;   // truncate
+                break;
+            case 2:
+                if (n + 1 < sizeof buf) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = alphabet[rnd(&s) % (sizeof alphabet - 1)];
+                    n++;
+                }
+                break;
+            }
+            if (n == 0)
+                break;
+        }
+        json_object *v = NULL;
+        char err[256] = "";
+        int rc = kx_manifest_parse(buf, n, iter & 1, &v, err, sizeof err);
+        assert_true(rc == 0 || (rc < 0 && err[0]));
+        if (rc == 0) {
+            kx_pod_spec sp;
+            rc = kx_pod_spec_parse(v, &sp, err, sizeof err);
+            assert_true(rc == 0 || (rc == -EINVAL && err[0]));
+            kx_pod_spec_free(&sp);
+            json_object_put(v);
+        }
+    }
+    // A long value of control characters is cut, not overflowed, in messages.
+    char doc[1024] = "kind: Pod\napiVersion: v1\nmetadata: {name: \"";
+    for (int i = 0; i < 100; i++)
+        strcat(doc, "\\x01");
+    strcat(doc, "\"}");
+    json_object *v = NULL;
+    char err[256];
+    assert_int_equal(kx_manifest_parse(doc, strlen(doc), false, &v, err, sizeof err), 0);
+    kx_pod_spec sp;
+    assert_int_equal(kx_pod_spec_parse(v, &sp, err, sizeof err), -EINVAL);
+    assert_memory_equal(err, "metadata.name: Invalid value: \"\\u0001\\u0001", 43);
+    if (!strstr(err, "...\": must be no more than 63 characters"))
+        fprintf(stderr, "got: %s\n", err);
+    assert_non_null(strstr(err, "...\": must be no more than 63 characters"));
+    json_object_put(v);
+}
+
 static void dns_labels(void **)
 {
     assert_true(kx_is_dns1123_label("a"));
@@ -435,6 +506,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(json_pod_and_defaults, setup, teardown),
         cmocka_unit_test(every_validation_error),
         cmocka_unit_test_setup_teardown(syntax_errors_and_limits, setup, teardown),
+        cmocka_unit_test(mutations_never_crash),
         cmocka_unit_test(dns_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+extern "C" {
 #include <cmocka.h>
+}
 
 #include "kubexec/util.h"
 

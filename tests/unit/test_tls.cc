@@ -1,0 +1,520 @@
+// Unit tests for kubexec/tls.h: a client and a server kx_tls pumped against
+// each other in memory, with certificates made by kubexec/pki.h.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+// cmocka 1.1.5 has no extern "C" guards of its own.
+extern "C" {
+#include <cmocka.h>
+}
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "kubexec/pki.h"
+#include "kubexec/tls.h"
+#include "kubexec/util.h"
+
+// --- Fixture: a PKI on disk -----------------------------------------------------
+
+static char dir[64];
+static char ca_crt[128], other_ca_crt[128], srv_crt[128], srv_key[128], cli_crt[128],
+    cli_key[128], multi_crt[128];
+
+static void must(int r, const char *what)
+{
+    if (r != 0) {
+        fprintf(stderr, "fixture: %s failed: %d\n", what, r);
+        abort();
+    }
+}
+
+static void put(char *path, size_t cap, const char *name, const char *data)
+{
+    snprintf(path, cap, "%s/%s", dir, name);
+    must(kx_pki_write_file(path, data, 0600), name);
+}
+
+// A client certificate with two O values (kx_pki_issue takes one), built
+// directly with OpenSSL and signed by the CA.
+static char *issue_multi_org(const char *ca_pem, const char *ca_key_pem, const char *key_pem)
+{
+    BIO *b = BIO_new_mem_buf(ca_pem, -1);
+    X509 *ca = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+    BIO_free(b);
+    b = BIO_new_mem_buf(ca_key_pem, -1);
+    EVP_PKEY *cakey = PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr);
+    BIO_free(b);
+    b = BIO_new_mem_buf(key_pem, -1);
+    EVP_PKEY *key = PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr);
+    BIO_free(b);
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *nm = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (const unsigned char *)"system:masters",
+                               -1, -1, 0);
+    X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (const unsigned char *)"devs", -1, -1, 0);
+    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)"alice", -1, -1,
+                               0);
+    X509_set_issuer_name(x, X509_get_subject_name(ca));
+    X509_sign(x, cakey, EVP_sha256());
+    b = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(b, x);
+    char *data;
+    long n = BIO_get_mem_data(b, &data);
+    char *out = strndup(data, (size_t)n);
+    BIO_free(b);
+    X509_free(x);
+    X509_free(ca);
+    EVP_PKEY_free(cakey);
+    EVP_PKEY_free(key);
+    return out;
+}
+
+static int setup(void **)
+{
+    snprintf(dir, sizeof dir, "/tmp/kx-test-tls-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    char err[256];
+    char *ca_key, *ca, *okey, *oca, *skey, *scrt, *ckey, *ccrt, *mcrt;
+    must(kx_pki_new_key(&ca_key, err, sizeof err), "ca key");
+    must(kx_pki_new_ca(ca_key, "kubexec-ca", 30, &ca, err, sizeof err), "ca");
+    must(kx_pki_new_key(&okey, err, sizeof err), "other key");
+    must(kx_pki_new_ca(okey, "other-ca", 30, &oca, err, sizeof err), "other ca");
+    must(kx_pki_new_key(&skey, err, sizeof err), "server key");
+    must(kx_pki_issue(ca, ca_key, skey, "kubexec-apiserver", nullptr,
+                      "localhost\0" "127.0.0.1\0", KX_PKI_SERVER, 30, &scrt, err, sizeof err),
+         "server cert");
+    must(kx_pki_new_key(&ckey, err, sizeof err), "client key");
+    must(kx_pki_issue(ca, ca_key, ckey, "admin", "system:masters", nullptr, KX_PKI_CLIENT, 30,
+                      &ccrt, err, sizeof err),
+         "client cert");
+    mcrt = issue_multi_org(ca, ca_key, ckey);
+    put(ca_crt, sizeof ca_crt, "ca.crt", ca);
+    put(other_ca_crt, sizeof other_ca_crt, "other-ca.crt", oca);
+    put(srv_crt, sizeof srv_crt, "server.crt", scrt);
+    put(srv_key, sizeof srv_key, "server.key", skey);
+    put(cli_crt, sizeof cli_crt, "client.crt", ccrt);
+    put(cli_key, sizeof cli_key, "client.key", ckey);
+    put(multi_crt, sizeof multi_crt, "multi.crt", mcrt);
+    free(ca_key), free(ca), free(okey), free(oca), free(skey), free(scrt), free(ckey),
+        free(ccrt), free(mcrt);
+    return 0;
+}
+
+static int teardown(void **)
+{
+    const char *files[] = {ca_crt, other_ca_crt, srv_crt, srv_key, cli_crt, cli_key, multi_crt};
+    for (const char *f : files)
+        unlink(f);
+    rmdir(dir);
+    return 0;
+}
+
+// --- The pump -------------------------------------------------------------------
+
+struct peer {
+    kx_tls *t;
+    kx_buf in; // plaintext received
+    int err;   // first fatal read error
+    bool eof;
+};
+
+static uint32_t rng_state = 1;
+static uint32_t rng(void)
+{
+    rng_state = rng_state * 1103515245u + 12345u;
+    return rng_state >> 8;
+}
+
+static void drain(peer *p)
+{
+    static uint8_t buf[16384];
+    for (;;) {
+        if (p->err || p->eof)
+            return;
+        int n = kx_tls_read(p->t, buf, sizeof buf);
+        if (n > 0) {
+            assert_int_equal(kx_buf_append(&p->in, buf, (size_t)n, 64u << 20), 0);
+            continue;
+        }
+        if (n == KX_TLS_EOF)
+            p->eof = true;
+        else if (n < 0)
+            p->err = n;
+        return;
+    }
+}
+
+// Moves ciphertext from -> to in pieces of `piece` bytes (0 = random 1..600).
+// Returns the bytes moved.
+static size_t step(peer *from, peer *to, size_t piece)
+{
+    static uint8_t buf[70000];
+    size_t moved = 0;
+    for (;;) {
+        size_t want = piece ? piece : 1 + rng() % 600;
+        int n = kx_tls_take(from->t, buf, want);
+        if (n == 0)
+            break;
+        assert_true(n > 0 && (size_t)n <= want);
+        moved += (size_t)n;
+        int r = kx_tls_feed(to->t, buf, (size_t)n);
+        if (r < 0) {
+            to->err = to->err ? to->err : r;
+            break;
+        }
+        drain(to);
+    }
+    return moved;
+}
+
+static void pump(peer *a, peer *b, size_t piece)
+{
+    drain(a);
+    drain(b);
+    for (int i = 0; i < 100000; i++) {
+        size_t m = step(a, b, piece) + step(b, a, piece);
+        if (m == 0)
+            return;
+    }
+    fail_msg("pump did not settle");
+}
+
+static void peer_free(peer *p)
+{
+    kx_tls_free(p->t);
+    kx_buf_free(&p->in);
+    memset(p, 0, sizeof *p);
+}
+
+// Client and server over fresh contexts.
+static void make_pair(peer *c, peer *s, const char *client_ca, const char *ccert, const char *ckey,
+                      kx_tls_verify mode, const char *host, int max_version = 0)
+{
+    char err[256];
+    SSL_CTX *sctx = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, mode, err, sizeof err);
+    if (!sctx)
+        fail_msg("server ctx: %s", err);
+    SSL_CTX *cctx = kx_tls_client_ctx(client_ca, ccert, ckey, err, sizeof err);
+    if (!cctx)
+        fail_msg("client ctx: %s", err);
+    if (max_version) {
+        SSL_CTX_set_max_proto_version(sctx, max_version);
+        SSL_CTX_set_max_proto_version(cctx, max_version);
+    }
+    memset(c, 0, sizeof *c);
+    memset(s, 0, sizeof *s);
+    c->t = kx_tls_new(cctx, false, host);
+    s->t = kx_tls_new(sctx, true, nullptr);
+    assert_non_null(c->t);
+    assert_non_null(s->t);
+    // The connections hold their own references.
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+}
+
+// --- Tests ----------------------------------------------------------------------
+
+static void handshake_and_data_in_any_pieces(void **)
+{
+    const size_t pieces[] = {65536, 1, 7, 0};
+    const int versions[] = {0, TLS1_2_VERSION};
+    for (int v : versions) {
+        for (size_t piece : pieces) {
+            peer c, s;
+            make_pair(&c, &s, ca_crt, cli_crt, cli_key, KX_TLS_REQUIRE_CLIENT_CERT, "127.0.0.1",
+                      v);
+            // The client starts the handshake by itself.
+            assert_true(kx_tls_pending(c.t) > 0);
+            assert_false(kx_tls_handshake_done(c.t));
+            // Writes before the handshake are queued, not lost.
+            assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n", 18), 0);
+            assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"", 0), 0);
+            char cn[64], orgs[128];
+            assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, sizeof orgs),
+                             -ENOENT);
+            pump(&c, &s, piece);
+            assert_int_equal(c.err, 0);
+            assert_int_equal(s.err, 0);
+            assert_true(kx_tls_handshake_done(c.t));
+            assert_true(kx_tls_handshake_done(s.t));
+            assert_int_equal(s.in.len, 18);
+            assert_memory_equal(s.in.data, "GET / HTTP/1.1\r\n\r\n", 18);
+
+            // The server sees the client certificate's CN and O.
+            assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, sizeof orgs), 0);
+            assert_string_equal(cn, "admin");
+            assert_string_equal(orgs, "system:masters");
+            // The client sees the server's.
+            assert_int_equal(kx_tls_peer_subject(c.t, cn, sizeof cn, orgs, sizeof orgs), 0);
+            assert_string_equal(cn, "kubexec-apiserver");
+            assert_string_equal(orgs, "");
+            assert_int_equal(kx_tls_peer_subject(s.t, cn, 3, orgs, sizeof orgs), -EMSGSIZE);
+
+            assert_int_equal(kx_tls_write(s.t, (const uint8_t *)"HTTP/1.1 200 OK\r\n\r\n", 19), 0);
+            pump(&c, &s, piece);
+            assert_int_equal(c.in.len, 19);
+            assert_memory_equal(c.in.data, "HTTP/1.1 200 OK\r\n\r\n", 19);
+            assert_string_equal(kx_tls_error(c.t), "");
+            peer_free(&c);
+            peer_free(&s);
+        }
+    }
+}
+
+static void one_mebibyte_both_ways(void **)
+{
+    const size_t len = 1u << 20;
+    uint8_t *a = static_cast<uint8_t *>(malloc(len));
+    uint8_t *b = static_cast<uint8_t *>(malloc(len));
+    for (size_t i = 0; i < len; i++) {
+        a[i] = (uint8_t)(i * 7 + 3);
+        b[i] = (uint8_t)(i * 13 + (i >> 12));
+    }
+    const size_t pieces[] = {65536, 0};
+    for (size_t piece : pieces) {
+        peer c, s;
+        make_pair(&c, &s, ca_crt, cli_crt, cli_key, KX_TLS_OPTIONAL_CLIENT_CERT, "localhost");
+        // One big write before the handshake, one after.
+        assert_int_equal(kx_tls_write(c.t, a, len), 0);
+        pump(&c, &s, piece);
+        assert_int_equal(kx_tls_write(s.t, b, len), 0);
+        pump(&c, &s, piece);
+        assert_int_equal(s.in.len, len);
+        assert_memory_equal(s.in.data, a, len);
+        assert_int_equal(c.in.len, len);
+        assert_memory_equal(c.in.data, b, len);
+        // Interleaved small writes in both directions.
+        for (int i = 0; i < 100; i++) {
+            assert_int_equal(kx_tls_write(c.t, a + i * 100, 100), 0);
+            assert_int_equal(kx_tls_write(s.t, b + i * 100, 100), 0);
+        }
+        pump(&c, &s, piece);
+        assert_int_equal(s.in.len, len + 10000);
+        assert_memory_equal(s.in.data + len, a, 10000);
+        assert_memory_equal(c.in.data + len, b, 10000);
+        peer_free(&c);
+        peer_free(&s);
+    }
+    free(a);
+    free(b);
+}
+
+static void subject_joins_all_orgs(void **)
+{
+    peer c, s;
+    make_pair(&c, &s, ca_crt, multi_crt, cli_key, KX_TLS_REQUIRE_CLIENT_CERT, "localhost");
+    pump(&c, &s, 65536);
+    assert_int_equal(s.err, 0);
+    char cn[64], orgs[128];
+    assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, sizeof orgs), 0);
+    assert_string_equal(cn, "alice");
+    assert_string_equal(orgs, "system:masters,devs");
+    assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, 15), -EMSGSIZE);
+    assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, 20), 0);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void wrong_ca_fails_verification(void **)
+{
+    peer c, s;
+    make_pair(&c, &s, other_ca_crt, nullptr, nullptr, KX_TLS_NO_CLIENT_CERT, "localhost");
+    pump(&c, &s, 65536);
+    assert_int_equal(c.err, -EPROTO);
+    assert_false(kx_tls_handshake_done(c.t));
+    assert_non_null(strstr(kx_tls_error(c.t), "certificate verify failed"));
+    // The client's alert reached the server, which fails too.
+    assert_int_equal(s.err, -EPROTO);
+    // Sticky: every call reports it.
+    uint8_t buf[16];
+    assert_int_equal(kx_tls_read(c.t, buf, sizeof buf), -EPROTO);
+    assert_int_equal(kx_tls_write(c.t, buf, 1), -EPROTO);
+    assert_int_equal(kx_tls_feed(c.t, buf, 1), -EPROTO);
+    assert_int_equal(kx_tls_close(c.t), -EPROTO);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void wrong_host_fails_verification(void **)
+{
+    peer c, s;
+    make_pair(&c, &s, ca_crt, nullptr, nullptr, KX_TLS_NO_CLIENT_CERT, "evil.example");
+    pump(&c, &s, 65536);
+    assert_int_equal(c.err, -EPROTO);
+    assert_non_null(strstr(kx_tls_error(c.t), "certificate verify failed"));
+    peer_free(&c);
+    peer_free(&s);
+    make_pair(&c, &s, ca_crt, nullptr, nullptr, KX_TLS_NO_CLIENT_CERT, "10.9.9.9");
+    pump(&c, &s, 65536);
+    assert_int_equal(c.err, -EPROTO);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void close_notify_is_eof(void **)
+{
+    peer c, s;
+    make_pair(&c, &s, ca_crt, cli_crt, cli_key, KX_TLS_REQUIRE_CLIENT_CERT, "127.0.0.1");
+    assert_int_equal(kx_tls_close(c.t), -ENOTCONN); // nothing to close cleanly yet
+    pump(&c, &s, 65536);
+    assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"last", 4), 0);
+    assert_int_equal(kx_tls_close(c.t), 0);
+    assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"x", 1), -EPIPE);
+    pump(&c, &s, 3);
+    // Data before the close_notify arrives first, then EOF.
+    assert_int_equal(s.in.len, 4);
+    assert_memory_equal(s.in.data, "last", 4);
+    assert_true(s.eof);
+    assert_int_equal(s.err, 0);
+    uint8_t buf[8];
+    assert_int_equal(kx_tls_read(s.t, buf, sizeof buf), KX_TLS_EOF);
+    // The server answers with its own close_notify.
+    assert_int_equal(kx_tls_close(s.t), 0);
+    pump(&c, &s, 65536);
+    assert_true(c.eof);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void required_client_cert_is_enforced(void **)
+{
+    const int versions[] = {0, TLS1_2_VERSION};
+    for (int v : versions) {
+        peer c, s;
+        make_pair(&c, &s, ca_crt, nullptr, nullptr, KX_TLS_REQUIRE_CLIENT_CERT, "localhost", v);
+        assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"hi", 2), 0);
+        pump(&c, &s, 65536);
+        assert_int_equal(s.err, -EPROTO);
+        assert_false(kx_tls_handshake_done(s.t));
+        assert_int_equal(s.in.len, 0);
+        assert_true(strlen(kx_tls_error(s.t)) > 0);
+        // The client learns it from the server's alert (with TLS 1.3 after
+        // its own handshake already looked done).
+        assert_int_equal(c.err, -EPROTO);
+        peer_free(&c);
+        peer_free(&s);
+    }
+
+    // A client certificate from another CA is rejected as well.
+    char err[256];
+    SSL_CTX *sctx =
+        kx_tls_server_ctx(srv_crt, srv_key, other_ca_crt, KX_TLS_OPTIONAL_CLIENT_CERT, err,
+                          sizeof err);
+    SSL_CTX *cctx = kx_tls_client_ctx(ca_crt, cli_crt, cli_key, err, sizeof err);
+    assert_non_null(sctx);
+    assert_non_null(cctx);
+    peer c = {}, s = {};
+    c.t = kx_tls_new(cctx, false, "localhost");
+    s.t = kx_tls_new(sctx, true, nullptr);
+    pump(&c, &s, 65536);
+    assert_int_equal(s.err, -EPROTO);
+    assert_non_null(strstr(kx_tls_error(s.t), "certificate verify failed"));
+    peer_free(&c);
+    peer_free(&s);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+}
+
+static void optional_and_no_client_cert(void **)
+{
+    peer c, s;
+    char cn[64], orgs[64];
+    make_pair(&c, &s, ca_crt, nullptr, nullptr, KX_TLS_OPTIONAL_CLIENT_CERT, "localhost");
+    pump(&c, &s, 65536);
+    assert_int_equal(s.err, 0);
+    assert_true(kx_tls_handshake_done(s.t));
+    assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, sizeof orgs), -ENOENT);
+    peer_free(&c);
+    peer_free(&s);
+
+    // Not asked for: a client that has a certificate does not send it.
+    make_pair(&c, &s, ca_crt, cli_crt, cli_key, KX_TLS_NO_CLIENT_CERT, "localhost");
+    pump(&c, &s, 65536);
+    assert_int_equal(s.err, 0);
+    assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, sizeof orgs), -ENOENT);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void garbage_and_limits(void **)
+{
+    peer c, s;
+    make_pair(&c, &s, ca_crt, nullptr, nullptr, KX_TLS_NO_CLIENT_CERT, "localhost");
+    // Plain HTTP at a TLS server.
+    assert_int_equal(kx_tls_feed(s.t, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n", 18), 0);
+    uint8_t buf[64];
+    assert_int_equal(kx_tls_read(s.t, buf, sizeof buf), -EPROTO);
+    assert_true(strlen(kx_tls_error(s.t)) > 0);
+    // Unread ciphertext is bounded.
+    uint8_t *big = static_cast<uint8_t *>(calloc(1, KX_TLS_MAX_QUEUE + 1));
+    assert_int_equal(kx_tls_feed(c.t, big, KX_TLS_MAX_QUEUE + 1), -EMSGSIZE);
+    // Random bytes at a client waiting for the ServerHello.
+    RAND_bytes(big, 5000);
+    big[0] = 0x16; // looks like a handshake record
+    big[1] = 0x03;
+    big[2] = 0x03;
+    assert_int_equal(kx_tls_feed(c.t, big, 5000), 0);
+    assert_int_equal(kx_tls_read(c.t, buf, sizeof buf), -EPROTO);
+    // take never fails.
+    while (kx_tls_take(c.t, buf, sizeof buf) > 0) {
+    }
+    assert_int_equal(kx_tls_take(c.t, buf, 0), 0);
+    free(big);
+    peer_free(&c);
+    peer_free(&s);
+}
+
+static void context_errors(void **)
+{
+    char err[256];
+    err[0] = '\0';
+    assert_null(kx_tls_server_ctx("/nonexistent.crt", srv_key, nullptr, KX_TLS_NO_CLIENT_CERT,
+                                  err, sizeof err));
+    assert_true(strlen(err) > 0);
+    err[0] = '\0';
+    assert_null(kx_tls_server_ctx(srv_crt, cli_key, nullptr, KX_TLS_NO_CLIENT_CERT, err,
+                                  sizeof err));
+    // OpenSSL already refuses the key that does not belong to the cert.
+    assert_non_null(strstr(err, "private key"));
+    assert_null(kx_tls_server_ctx(srv_crt, srv_key, nullptr, KX_TLS_REQUIRE_CLIENT_CERT, err,
+                                  sizeof err));
+    assert_null(kx_tls_client_ctx(ca_crt, cli_crt, nullptr, err, sizeof err));
+    assert_null(kx_tls_client_ctx("/nonexistent-ca.crt", nullptr, nullptr, err, sizeof err));
+    SSL_CTX *ok = kx_tls_client_ctx(nullptr, nullptr, nullptr, err, sizeof err);
+    assert_non_null(ok);
+    SSL_CTX_free(ok);
+    assert_null(kx_tls_new(nullptr, true, nullptr));
+    ERR_clear_error();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(handshake_and_data_in_any_pieces),
+        cmocka_unit_test(one_mebibyte_both_ways),
+        cmocka_unit_test(subject_joins_all_orgs),
+        cmocka_unit_test(wrong_ca_fails_verification),
+        cmocka_unit_test(wrong_host_fails_verification),
+        cmocka_unit_test(close_notify_is_eof),
+        cmocka_unit_test(required_client_cert_is_enforced),
+        cmocka_unit_test(optional_and_no_client_cert),
+        cmocka_unit_test(garbage_and_limits),
+        cmocka_unit_test(context_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
