@@ -69,8 +69,9 @@ struct kx_http_callbacks {
     // Body bytes, already de-chunked. 0 to go on, <0 to fail. May be null.
     int (*on_body)(void *user, const uint8_t *p, size_t n);
     // Message complete (keep-alive: the parser is ready for the next message).
-    // Also called for an upgrade message, right after on_head. 0 or <0. May
-    // be null.
+    // Also called for an upgrade message, right after on_head (whose >0
+    // "pause" changes nothing there: the handoff stops parsing anyway).
+    // 0 or <0. May be null.
     int (*on_complete)(void *user);
 };
 
@@ -96,7 +97,7 @@ struct kx_http_parser {
     bool resume_lf;     // paused after the head: the head's final LF is owed to http-parser
     bool in_cb;         // re-entrancy guard
     bool closed;        // a message without keep-alive completed: no more messages
-    int last;           // last header piece being built: 0 none, 1 name, 2 value
+    int last;           // piece being built: 0 none, 1 header name, 2 value, 3 url
     size_t used;        // bytes used in scratch
     size_t head_bytes;  // size of the head so far (see http1.cc)
     uint32_t url_off;

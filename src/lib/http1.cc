@@ -9,8 +9,8 @@
 //  - the upgrade decision is ours (see decide_upgrade); we overwrite
 //    http_parser.upgrade so http-parser never disagrees with it;
 //  - the upgrade handoff and on_head's "pause" both use http_parser_pause()
-//    inside on_headers_complete. http-parser then stops with p pointing at the
-//    LF that ends the head, not yet consumed. For the handoff we report that
+//    inside on_headers_complete. http-parser then stops on the byte that ends
+//    the head (the LF of the blank line), not yet consumed. For the handoff we report that
 //    LF as consumed and never feed again. For a pause we also report it as
 //    consumed and owe http-parser that LF: the next feed replays a "\n" first.
 #include "kubexec/http1.h"

@@ -23,8 +23,22 @@ struct kx_node {
     bool shutting_down;
 };
 
-// Request handler for the kubelet-style endpoints.
+// Request handler for the kubelet-style endpoints (stream.cc): checks the
+// client identity, parses the route and query, then calls one of these.
 void kx_node_handle(void *user, kx_httpd_req *req);
+
+struct kx_rcx_request;
+// exec.cc: argv (malloc'd, null-terminated, ownership passes) in the container.
+void kx_node_exec(kx_node *n, kx_httpd_req *req, const char *ns, const char *pod, const char *ctr,
+                  char **argv, const kx_rcx_request *rq);
+// attach.cc: the container's main process stdio.
+void kx_node_attach(kx_node *n, kx_httpd_req *req, const char *ns, const char *pod,
+                    const char *ctr, const kx_rcx_request *rq);
+// portforward.cc: /portForward/{ns}/{pod} (SPDY portforward.k8s.io, or SPDY
+// tunnelled in WebSocket).
+void kx_node_portforward(kx_node *n, kx_httpd_req *req, const char *ns, const char *pod);
+// logs.cc: /containerLogs/{ns}/{pod}/{ctr} with the PodLogOptions query.
+void kx_node_logs(kx_node *n, kx_httpd_req *req, const char *ns, const char *pod, const char *ctr);
 // Ends every exec session (clients get EOF, processes are killed after the
 // grace period); cb runs once all are gone.
 void kx_node_stop_sessions(kx_node *n, void (*cb)(void *), void *data);

@@ -173,7 +173,9 @@ static void check_running_state(void)
     CHECK(!strcmp(str_at(p, "status.containerStatuses.0.state.terminated.reason"), "StartError"), "noexec");
     CHECK(strstr(str_at(p, "status.containerStatuses.0.state.terminated.message"), "executable file not found"),
           "noexec message %s", str_at(p, "status.containerStatuses.0.state.terminated.message"));
-    CHECK(json_object_array_length(pods) == 6, "pod count %zu", json_object_array_length(pods));
+    p = pod_by_name(pods, "tty");
+    CHECK(p && !strcmp(str_at(p, "status.phase"), "Succeeded"), "tty phase %s", str_at(p, "status.phase"));
+    CHECK(json_object_array_length(pods) == 7, "pod count %zu", json_object_array_length(pods));
     json_object_put(pods);
 
     kx_container_ref ref;
@@ -210,6 +212,9 @@ static void check_running_state(void)
         CHECK(strstr(log, "Z stdout P partial\n"), "log P: %s", log);
         CHECK(log[4] == '-' && log[10] == 'T' && log[29] == 'Z' && log[19] == '.', "timestamp %.31s", log);
     }
+    CHECK(kx_podmgr_log_path(pm, "default", "tty", "c", false, path, sizeof path) == 0, "tty log path");
+    log = slurp(path);
+    CHECK(log && strstr(log, " stdout F hi-tty xterm\r\n"), "tty log: %s", log ? log : "");
     CHECK(kx_podmgr_log_path(pm, "default", "hello", "c", true, path, sizeof path) == -ENOENT, "no previous");
     CHECK(kx_podmgr_log_path(pm, "default", "loop", "c", true, path, sizeof path) == 0, "loop previous");
     log = slurp(path);
@@ -281,6 +286,9 @@ int main(void)
     put_file("garbage.yaml", "this: [is not\n");
     put_file("noexec.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: noexec}\nspec:\n  restartPolicy: Never\n"
                             "  containers: [{name: c, image: busybox, command: [nonexistent-cmd]}]\n");
+    put_file("tty.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: tty}\nspec:\n  restartPolicy: Never\n"
+                         "  containers: [{name: c, image: busybox, tty: true, stdin: true,\n"
+                         "    command: [sh, -c, 'echo hi-tty $TERM; [ -t 0 ] && [ -t 1 ]']}]\n");
     put_file("ignored.txt", "not a manifest");
 
     // libuv keeps one process-wide pipe for signal handling once any signal

@@ -1,0 +1,12 @@
+// Placeholder until the attach endpoint lands: answers like a kubelet without it.
+#include <string.h>
+
+#include "node.h"
+#include "rcx.h"
+
+void kx_node_attach(kx_node *, kx_httpd_req *req, const char *, const char *, const char *,
+                    const kx_rcx_request *)
+{
+    static const char msg[] = "attach is not supported by this node yet";
+    kx_httpd_respond(req, 501, "text/plain; charset=utf-8", msg, sizeof msg - 1);
+}

@@ -1,0 +1,298 @@
+// rcx: a remotecommand session on SPDY/3.1 or WebSocket; see rcx.h.
+#include "rcx.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kubexec/conn.h"
+#include "kubexec/http1.h"
+
+static const uint64_t kStreamCreationMs = 30000; // upstream DefaultStreamCreationTimeout
+
+enum rcx_transport { RCX_SPDY, RCX_WEBSOCKET };
+
+struct kx_rcx {
+    kx_conn *conn;             // null once closed
+    kx_rcx_callbacks cb;
+    void *user;
+    rcx_transport transport;
+    int proto;
+    kx_rc_session *rc;         // SPDY
+    uv_timer_t timer;          // stream creation timeout
+    bool timer_closed;
+    bool ready, finished, gone_reported;
+};
+
+static void rcx_maybe_free(kx_rcx *x)
+{
+    if (x->conn || !x->timer_closed)
+        return;
+    x->cb.on_closed(x->user);
+    kx_rc_free(x->rc);
+    free(x);
+}
+
+static void rcx_client_gone(kx_rcx *x)
+{
+    if (x->finished || x->gone_reported)
+        return;
+    x->gone_reported = true;
+    x->cb.on_client_gone(x->user);
+}
+
+// --- SPDY ------------------------------------------------------------------
+
+static int rc_send(void *user, const uint8_t *hdr, size_t hl, const uint8_t *payload, size_t pl)
+{
+    kx_rcx *x = (kx_rcx *)user;
+    if (!x->conn)
+        return -EPIPE;
+    return kx_conn_write2(x->conn, hdr, hl, payload, pl);
+}
+
+static void rc_on_ready(void *user)
+{
+    kx_rcx *x = (kx_rcx *)user;
+    x->ready = true;
+    uv_timer_stop(&x->timer);
+    x->cb.on_ready(x->user);
+}
+
+static void rc_on_stdin(void *user, const uint8_t *p, size_t n)
+{
+    kx_rcx *x = (kx_rcx *)user;
+    x->cb.on_stdin(x->user, p, n);
+}
+
+static void rc_on_stdin_eof(void *user)
+{
+    kx_rcx *x = (kx_rcx *)user;
+    x->cb.on_stdin_eof(x->user);
+}
+
+static void rc_on_resize(void *user, uint16_t cols, uint16_t rows)
+{
+    kx_rcx *x = (kx_rcx *)user;
+    x->cb.on_resize(x->user, cols, rows);
+}
+
+static void rc_on_goaway(void *user)
+{
+    rcx_client_gone((kx_rcx *)user);
+}
+
+static const kx_rc_callbacks rc_cb = {rc_send, rc_on_ready, rc_on_stdin, rc_on_stdin_eof,
+                                      rc_on_resize, rc_on_goaway};
+
+// --- connection ------------------------------------------------------------
+
+static void x_data(kx_conn *c, const uint8_t *p, size_t n)
+{
+    kx_rcx *x = (kx_rcx *)kx_conn_user(c);
+    int r = 0;
+    if (x->transport == RCX_SPDY)
+        r = kx_rc_recv(x->rc, p, n);
+    if (r < 0) {
+        // A peer that breaks the protocol gets no more of our time.
+        rcx_client_gone(x);
+        kx_rcx_abort(x);
+    }
+}
+
+static void x_end(kx_conn *c, int)
+{
+    kx_rcx *x = (kx_rcx *)kx_conn_user(c);
+    rcx_client_gone(x);
+    kx_conn_close(c);
+}
+
+static void x_drain(kx_conn *c)
+{
+    kx_rcx *x = (kx_rcx *)kx_conn_user(c);
+    if (!x->finished && x->cb.on_drain)
+        x->cb.on_drain(x->user);
+}
+
+static void x_close(kx_conn *c)
+{
+    kx_rcx *x = (kx_rcx *)kx_conn_user(c);
+    x->conn = nullptr;
+    rcx_client_gone(x);
+    x->finished = true;
+    if (!uv_is_closing((uv_handle_t *)&x->timer))
+        uv_close((uv_handle_t *)&x->timer, [](uv_handle_t *h) {
+            kx_rcx *xx = (kx_rcx *)h->data;
+            xx->timer_closed = true;
+            rcx_maybe_free(xx);
+        });
+}
+
+static const kx_conn_callbacks x_conn_cb = {nullptr, x_data, x_end, x_drain, x_close};
+
+static void creation_timeout(uv_timer_t *t)
+{
+    kx_rcx *x = (kx_rcx *)t->data;
+    if (x->ready)
+        return;
+    fprintf(stderr, "kubexec-node: timed out waiting for client to create streams\n");
+    rcx_client_gone(x);
+    kx_rcx_abort(x);
+}
+
+// --- upgrade ---------------------------------------------------------------
+
+static void respond_text(kx_httpd_req *req, int code, const char *msg)
+{
+    kx_httpd_respond(req, code, "text/plain; charset=utf-8", msg, strlen(msg));
+}
+
+static kx_rcx *rcx_new(kx_httpd_req *req, const kx_rcx_callbacks *cb, void *user)
+{
+    kx_rcx *x = (kx_rcx *)calloc(1, sizeof *x);
+    if (!x)
+        return nullptr;
+    x->cb = *cb;
+    x->user = user;
+    uv_timer_init(req->srv ? uv_default_loop() : uv_default_loop(), &x->timer);
+    x->timer.data = x;
+    return x;
+}
+
+static kx_rcx *upgrade_spdy(kx_httpd_req *req, const kx_rcx_request *r, const kx_rcx_callbacks *cb,
+                            void *user)
+{
+    const kx_http_head *h = req->head;
+    const char *offers[32];
+    size_t noffers = kx_http_get_all(h, "X-Stream-Protocol-Version", offers, 32);
+    if (noffers > 32)
+        noffers = 32;
+    int proto = noffers ? kx_rc_negotiate(offers, noffers) : -EINVAL;
+    if (proto == -EINVAL) {
+        respond_text(req, 400, "unable to upgrade: header X-Stream-Protocol-Version is required");
+        return nullptr;
+    }
+    if (proto < 0) {
+        kx_http_header hd[5] = {{"Content-Type", "text/plain; charset=utf-8"},
+                                {"X-Accepted-Stream-Protocol-Versions", "v4.channel.k8s.io"},
+                                {"X-Accepted-Stream-Protocol-Versions", "v3.channel.k8s.io"},
+                                {"X-Accepted-Stream-Protocol-Versions", "v2.channel.k8s.io"},
+                                {"X-Accepted-Stream-Protocol-Versions", "channel.k8s.io"}};
+        static const char msg[] = "unable to upgrade: unable to negotiate protocol";
+        kx_httpd_respond_hdrs(req, 403, hd, 5, msg, sizeof msg - 1, false);
+        return nullptr;
+    }
+    kx_rcx *x = rcx_new(req, cb, user);
+    kx_rc_opts o = {r->in, r->out, r->err && !r->tty, r->tty, proto};
+    if (x)
+        x->rc = kx_rc_new(&o, &rc_cb, x);
+    if (!x || !x->rc) {
+        if (x) {
+            uv_close((uv_handle_t *)&x->timer, [](uv_handle_t *hh) { free(hh->data); });
+        }
+        respond_text(req, 500, "out of memory");
+        return nullptr;
+    }
+    x->transport = RCX_SPDY;
+    x->proto = proto;
+    const uint8_t *extra = req->extra;
+    size_t extra_len = req->extra_len;
+    x->conn = kx_httpd_hijack(req);
+    kx_conn_set_user(x->conn, x, &x_conn_cb);
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                      "Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: %s\r\n\r\n",
+                      kx_rc_proto_name(proto));
+    kx_conn_write(x->conn, (const uint8_t *)head, (size_t)hl);
+    uv_timer_start(&x->timer, creation_timeout, kStreamCreationMs, 0);
+    if (extra_len)
+        x_data(x->conn, extra, extra_len);
+    return x;
+}
+
+kx_rcx *kx_rcx_upgrade(kx_httpd_req *req, const kx_rcx_request *r, const kx_rcx_callbacks *cb,
+                       void *user)
+{
+    const kx_http_head *h = req->head;
+    if (!h->upgrade || !kx_http_has_token(h, "Connection", "upgrade")) {
+        respond_text(req, 400, "unable to upgrade: missing upgrade headers in request");
+        return nullptr;
+    }
+    const char *up = kx_http_get(h, "Upgrade");
+    if (up && strcasestr(up, "spdy/3.1"))
+        return upgrade_spdy(req, r, cb, user);
+    respond_text(req, 400, "unable to upgrade: unsupported protocol (want SPDY/3.1)");
+    return nullptr;
+}
+
+// --- operations ------------------------------------------------------------
+
+int kx_rcx_stdout(kx_rcx *x, const uint8_t *p, size_t n)
+{
+    if (x->finished || !x->conn)
+        return -EPIPE;
+    return kx_rc_stdout(x->rc, p, n);
+}
+
+int kx_rcx_stderr(kx_rcx *x, const uint8_t *p, size_t n)
+{
+    if (x->finished || !x->conn)
+        return -EPIPE;
+    return kx_rc_stderr(x->rc, p, n);
+}
+
+size_t kx_rcx_queued(const kx_rcx *x)
+{
+    return x->conn ? kx_conn_queued(x->conn) : 0;
+}
+
+void kx_rcx_pause_input(kx_rcx *x)
+{
+    if (x->conn)
+        kx_conn_pause(x->conn);
+}
+
+void kx_rcx_resume_input(kx_rcx *x)
+{
+    if (x->conn)
+        kx_conn_resume(x->conn);
+}
+
+int kx_rcx_close_stdin(kx_rcx *x)
+{
+    if (x->finished || !x->conn)
+        return -EPIPE;
+    return kx_rc_close_stdin(x->rc);
+}
+
+void kx_rcx_finish(kx_rcx *x, int exit_code, const char *errmsg)
+{
+    if (x->finished)
+        return;
+    x->finished = true;
+    uv_timer_stop(&x->timer);
+    if (!x->conn)
+        return;
+    kx_rc_finish(x->rc, exit_code, errmsg);
+    kx_conn_close(x->conn);
+}
+
+void kx_rcx_abort(kx_rcx *x)
+{
+    x->finished = true;
+    uv_timer_stop(&x->timer);
+    if (x->conn)
+        kx_conn_close(x->conn);
+}
+
+const char *kx_rcx_transport(const kx_rcx *x)
+{
+    return x->transport == RCX_SPDY ? "spdy" : "websocket";
+}
+
+const char *kx_rcx_protocol(const kx_rcx *x)
+{
+    return kx_rc_proto_name(x->proto);
+}
