@@ -13,7 +13,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export KUBEXEC_BUILD=${KUBEXEC_BUILD:-build}
 export KX_TAP=0             # lib.sh: report shutdown problems as log lines, not TAP
-export KX_TMP_PREFIX=kubexec-demo
+export KX_TMP_PREFIX=kubexec-demo KX_NODE_NAME=kubexec-demo
 # shellcheck source=tests/integration/lib.sh
 . "$ROOT/tests/integration/lib.sh"
 
@@ -28,9 +28,15 @@ if ! command -v kubectl >/dev/null; then
 	exit 1
 fi
 
+MAIN_PID=$BASHPID
 cleanup() {
 	local rc=$?
-	trap - INT TERM EXIT
+	# Only the main shell owns the cluster, never a subshell that inherited the trap.
+	[ "$BASHPID" = "$MAIN_PID" ] || exit $rc
+	# Ignore further Ctrl-Cs: an interrupted cleanup would leave the daemons running
+	# (they have their own sessions). Stopping is bounded (KX_STOP_TIMEOUT per daemon).
+	trap '' INT TERM
+	trap - EXIT
 	if [ -n "$KX_TMP" ]; then
 		say "Stopping the node and the apiserver ..."
 		stop_cluster

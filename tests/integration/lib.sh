@@ -43,7 +43,7 @@ KX_APISERVER_PID=
 KX_NODE_PID=
 KX_SERVER_URL=
 KX_MARKER=
-KX_NODE_NAME=kubexec-it
+KX_NODE_NAME=${KX_NODE_NAME:-kubexec-it}
 KX_TAP=${KX_TAP:-1}        # 0: stop_cluster reports with kx_log instead of ok/fail
 
 KX_TESTNO=0
@@ -164,7 +164,8 @@ use_kubectl() {
 # KX_KC_TIMEOUT_ONCE for one call). stdin/stdout/stderr are the caller's.
 kc() {
 	local t=${KX_KC_TIMEOUT_ONCE:-$KX_KC_TIMEOUT}
-	timeout -k 5 "$t" env HOME="$KX_KHOME" KUBECONFIG="$KUBECONFIG" \
+	# --foreground: kubectl stays in our process group and gets a terminal's Ctrl-C.
+	timeout --foreground -k 5 "$t" env HOME="$KX_KHOME" KUBECONFIG="$KUBECONFIG" \
 		"$KX_KBIN" --cache-dir "$KX_KHOME/.kube/cache" "$@"
 }
 
@@ -241,7 +242,11 @@ start_cluster() {
 	echo "$KX_MARKER" >"$KX_TMP/images/busybox/kubexec-marker"
 	kx_write_manifests "$KX_TMP/manifests"
 
-	"$KX_APISERVER_BIN" --data-dir "$KX_TMP/apiserver" --listen 127.0.0.1:0 \
+	# setsid: own session and process group, so a terminal's Ctrl-C reaches only the
+	# script, which then stops the daemons in order and checks how they exit.
+	# (setsid does not fork here — a background job is no group leader — so $! is
+	# the daemon's pid.)
+	setsid "$KX_APISERVER_BIN" --data-dir "$KX_TMP/apiserver" --listen 127.0.0.1:0 \
 		</dev/null >"$KX_TMP/apiserver.log" 2>&1 &
 	KX_APISERVER_PID=$!
 	end=$((SECONDS + KX_START_TIMEOUT))
@@ -266,7 +271,7 @@ start_cluster() {
 	done
 	export KUBECONFIG=$KX_TMP/apiserver/admin.kubeconfig
 
-	"$KX_NODE_BIN" --server "$KX_SERVER_URL" --token-file "$KX_TMP/apiserver/node-token" \
+	setsid "$KX_NODE_BIN" --server "$KX_SERVER_URL" --token-file "$KX_TMP/apiserver/node-token" \
 		--data-dir "$KX_TMP/node" --manifest-dir "$KX_TMP/manifests" \
 		--image-dir "$KX_TMP/images" --node-name "$KX_NODE_NAME" --listen 127.0.0.1:0 \
 		</dev/null >"$KX_TMP/node.log" 2>&1 &

@@ -36,8 +36,16 @@ fi
 
 # The test prints its own "N passed, N failed"; we recount from the result lines so a
 # test script that dies halfway still yields an honest total.
-timeout -k 10 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_exec.sh" 2>&1 |
-	grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$' | tee "$log"
+# --foreground: stay in our process group, so Ctrl-C reaches test_exec.sh, which then
+# stops the cluster and checks it (its EXIT trap). -k 60 leaves that cleanup time
+# before a SIGKILL (timeout also forwards Ctrl-C to it as SIGTERM).
+# The readers ignore INT/TERM so they outlive a Ctrl-C and still show the cleanup's
+# results (and test_exec.sh does not die of SIGPIPE halfway through it).
+timeout --foreground -k 60 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_exec.sh" 2>&1 |
+	(
+		trap '' INT TERM
+		grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$' | tee "$log"
+	)
 rc=${PIPESTATUS[0]}
 passed=$(grep -c '^ok ' "$log")
 failed=$(grep -c '^not ok ' "$log")

@@ -21,10 +21,18 @@ summary() {
 	[ "$KX_FAILED" -eq 0 ]
 }
 
+MAIN_PID=$BASHPID
 on_exit() {
 	local rc=$?
+	# Only the main shell owns the cluster, never a subshell that inherited the trap.
+	[ "$BASHPID" = "$MAIN_PID" ] || exit $rc
+	# A second signal (run.sh's `timeout` turns Ctrl-C into a SIGTERM for us too) must
+	# not cut the cleanup short: the daemons run in their own sessions and would stay.
+	# Nor may a reader that went away (SIGPIPE).
+	trap '' INT TERM PIPE
 	# Reached only when something aborted the run: still stop and check everything.
 	if [ -n "$KX_TMP" ]; then
+		fail "run completed" "interrupted or aborted (exit status $rc); stopping the cluster"
 		stop_cluster
 		summary
 		exit 1
@@ -178,7 +186,7 @@ t_errors() {
 
 t_tty() {
 	local out st
-	out=$(PTY_TIMEOUT=60 timeout -k 5 90 python3 "$KX_TMP/ptyrun.py" size 37 101 -- \
+	out=$(PTY_TIMEOUT=60 timeout --foreground -k 5 90 python3 "$KX_TMP/ptyrun.py" size 37 101 -- \
 		env HOME="$KX_KHOME" KUBECONFIG="$KUBECONFIG" "$KX_KBIN" \
 		--cache-dir "$KX_KHOME/.kube/cache" exec -it demo -- sh -c 'stty size; tty' 2>&1)
 	st=$?
@@ -190,7 +198,7 @@ t_tty() {
 
 t_resize() {
 	local out st
-	out=$(PTY_TIMEOUT=60 timeout -k 5 90 python3 "$KX_TMP/ptyrun.py" resize 37 101 50 150 -- \
+	out=$(PTY_TIMEOUT=60 timeout --foreground -k 5 90 python3 "$KX_TMP/ptyrun.py" resize 37 101 50 150 -- \
 		env HOME="$KX_KHOME" KUBECONFIG="$KUBECONFIG" "$KX_KBIN" \
 		--cache-dir "$KX_KHOME/.kube/cache" exec -it demo -- \
 		sh -c 'trap "stty size" WINCH; echo ready; while :; do sleep 0.1; done' 2>&1)
