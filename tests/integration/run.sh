@@ -47,6 +47,25 @@ timeout --foreground -k 60 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_exec.sh" 2>&1
 		grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$' | tee "$log"
 	)
 rc=${PIPESTATUS[0]}
+
+# The runtime and pod-manager smoke tests (real namespaces, mounts, cgroups,
+# restarts, bad manifests) and `make demo`'s script, each one check.
+extra() {
+	local name=$1 out
+	shift
+	if out=$(timeout -k 10 300 "$@" 2>&1); then
+		echo "ok - $name"
+	else
+		echo "not ok - $name"
+		printf '%s\n' "$out" | tail -25 | sed 's/^/#   /'
+	fi
+}
+{
+	extra "runtime smoke test (sandbox, container, executor)" "$HERE/rt_smoke.sh" "$BUILD"
+	extra "pod manager smoke test (manifests, restarts, logs, status)" "$BUILD/src/node/pm_smoke"
+	extra "DEMO_EXIT=1 scripts/demo.sh" env DEMO_EXIT=1 KUBEXEC_BUILD="$BUILD" "$ROOT/scripts/demo.sh"
+} | tee -a "$log"
+
 passed=$(grep -c '^ok ' "$log")
 failed=$(grep -c '^not ok ' "$log")
 if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
