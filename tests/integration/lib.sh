@@ -246,7 +246,8 @@ start_cluster() {
 	# script, which then stops the daemons in order and checks how they exit.
 	# (setsid does not fork here — a background job is no group leader — so $! is
 	# the daemon's pid.)
-	setsid "$KX_APISERVER_BIN" --data-dir "$KX_TMP/apiserver" --listen 127.0.0.1:0 \
+	# shellcheck disable=SC2086 # KX_APISERVER_ARGS / KX_NODE_ARGS: extra flags, word-split
+	setsid "$KX_APISERVER_BIN" --data-dir "$KX_TMP/apiserver" --listen 127.0.0.1:0 ${KX_APISERVER_ARGS:-} \
 		</dev/null >"$KX_TMP/apiserver.log" 2>&1 &
 	KX_APISERVER_PID=$!
 	end=$((SECONDS + KX_START_TIMEOUT))
@@ -273,7 +274,7 @@ start_cluster() {
 
 	setsid "$KX_NODE_BIN" --server "$KX_SERVER_URL" --token-file "$KX_TMP/apiserver/node-token" \
 		--data-dir "$KX_TMP/node" --manifest-dir "$KX_TMP/manifests" \
-		--image-dir "$KX_TMP/images" --node-name "$KX_NODE_NAME" --listen 127.0.0.1:0 \
+		--image-dir "$KX_TMP/images" --node-name "$KX_NODE_NAME" --listen 127.0.0.1:0 ${KX_NODE_ARGS:-} \
 		</dev/null >"$KX_TMP/node.log" 2>&1 &
 	KX_NODE_PID=$!
 

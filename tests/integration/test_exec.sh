@@ -324,6 +324,39 @@ fi
 rm -f "/tmp/kubexec-kv.$$"
 mapfile -t vlines <<<"$versions"
 
+# Short heartbeat and grace period so the NotReady check below is quick.
+export KX_APISERVER_ARGS="--node-grace-period 4" KX_NODE_ARGS="--heartbeat 1"
+
+# A node that stops heartbeating goes NotReady and its pods' phase becomes
+# Unknown; when it comes back, both recover.
+t_notready() {
+	local st ph end
+	kill -STOP "$KX_NODE_PID"
+	end=$((SECONDS + 15))
+	while :; do
+		st=$(kc get node "$KX_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)
+		ph=$(kc get pod demo -o 'jsonpath={.status.phase}' 2>/dev/null)
+		[ "$st" = Unknown ] && [ "$ph" = Unknown ] && break
+		[ "$SECONDS" -ge "$end" ] && break
+		sleep 0.5
+	done
+	result "[$1] a silent node goes NotReady and its pod Unknown" \
+		"$([ "$st" = Unknown ] && [ "$ph" = Unknown ] && echo 0 || echo 1)" \
+		"node Ready=$st pod phase=$ph after the node stopped"
+	kill -CONT "$KX_NODE_PID"
+	end=$((SECONDS + 15))
+	while :; do
+		st=$(kc get node "$KX_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)
+		ph=$(kc get pod demo -o 'jsonpath={.status.phase}' 2>/dev/null)
+		[ "$st" = True ] && [ "$ph" = Running ] && break
+		[ "$SECONDS" -ge "$end" ] && break
+		sleep 0.5
+	done
+	result "[$1] the node and its pod recover when heartbeats resume" \
+		"$([ "$st" = True ] && [ "$ph" = Running ] && echo 0 || echo 1)" \
+		"node Ready=$st pod phase=$ph after the node resumed"
+}
+
 # Wait for the pod with the newest kubectl of the list.
 if start_cluster "${vlines[-1]#* }"; then
 	ok "cluster starts and pod demo is Running"
@@ -352,6 +385,7 @@ for line in "${vlines[@]}"; do
 	t_concurrent "$ver"
 	t_sigkill "$ver" "$((1234000 + vi))"
 done
+t_notready "$ver"
 
 stop_cluster
 trap - EXIT
