@@ -9,8 +9,8 @@ MESON      ?= meson
 # Debian 12 packages needed to build, test and run the demo.
 DEPS = meson ninja-build pkg-config g++ clang libclang-rt-14-dev \
        libuv1-dev libhttp-parser-dev libssl-dev zlib1g-dev libcmocka-dev \
-       libjson-c-dev libyaml-dev busybox-static mandoc python3 \
-       iproute2 procps util-linux openssl ca-certificates
+       libjson-c-dev libyaml-dev libwslay-dev busybox-static mandoc python3 hyperfine \
+       iproute2 procps util-linux openssl ca-certificates curl
 
 .PHONY: all deps check unit integration demo install clean
 
@@ -31,6 +31,7 @@ deps:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	else echo "make deps: all packages present"; fi
 	@tests/integration/kubectl-versions.sh --fetch >/dev/null
+	@tests/integration/client-node-setup.sh --fetch >/dev/null
 
 # Unit tests and fuzz-corpus replay under ASan+UBSan, then the integration
 # tests with the real kubectl against the release build.

@@ -129,7 +129,9 @@ struct kx_spdy_session; // opaque
 // Creates a session. is_server selects stream-id parity (server opens even ids
 // and echoes odd PINGs; client the reverse). cb is copied; user is passed to
 // every callback. Returns null on ENOMEM, or when cb or cb->send is null.
-// One allocation of ~260 KiB plus zlib's state; nothing is allocated per frame.
+// One allocation of ~2.6 KiB; zlib state is added on first use (deflate ~16 KiB,
+// inflate ~39 KiB). Only a frame bigger than the inline buffers allocates
+// (sized to it, freed once handled).
 kx_spdy_session *kx_spdy_session_new(bool is_server, const kx_spdy_callbacks *cb, void *user);
 // Frees the session and all stream state. Null is accepted. Sends nothing.
 void kx_spdy_session_free(kx_spdy_session *s);
@@ -143,6 +145,7 @@ void kx_spdy_session_free(kx_spdy_session *s);
 //             RST status 0, PING id 0)
 //   -EMSGSIZE a control frame, inflated header block or header count over
 //             its limit
+//   -ENOMEM   no memory for a big frame's buffer or zlib's state
 //   any negative value returned by callbacks.send (PING echo, RST_STREAM)
 // After a GOAWAY was received, further bytes are ignored (0).
 int kx_spdy_recv(kx_spdy_session *s, const uint8_t *data, size_t len);

@@ -139,20 +139,18 @@ static void handle_stream(kx_apiserver *s, kx_httpd_req *req, const kx_api_user 
     }
     const char *up = kx_http_get(h, "Upgrade");
     if (up && strcasecmp(up, "websocket") == 0) {
-        // WebSocket is not served yet: any non-101 answer makes kubectl fall
-        // back to SPDY (clients.md §0.5), so refuse it cleanly.
+        // WebSocket goes to the node unchanged, as upstream's raw proxy does
+        // for non-v5 offers: the node answers the handshake (subprotocol
+        // choice, Sec-WebSocket-Accept), and a non-101 from it is relayed so
+        // kubectl falls back to SPDY (protocol.md §4.5).
         s->upgrades_websocket++;
-        s->upgrades_refused++;
-        respond_status(req, 400, "BadRequest",
-                       "WebSocket upgrades are not supported by this server; use SPDY/3.1");
-        return;
-    }
-    if (!up || strncasecmp(up, "SPDY/3.1", 8) != 0) {
+    } else if (up && strncasecmp(up, "SPDY/3.1", 8) == 0) {
+        s->upgrades_spdy++;
+    } else {
         s->upgrades_refused++;
         respond_status(req, 400, "BadRequest", "unsupported upgrade protocol");
         return;
     }
-    s->upgrades_spdy++;
     char url[8192];
     if (strcmp(sub, "exec") == 0 || strcmp(sub, "attach") == 0) {
         if (node_stream_url(sub, &t, req->query, url, sizeof url) < 0) {
@@ -202,6 +200,11 @@ void kx_apiserver_handle(void *user, kx_httpd_req *req)
             return;
         }
         handle_stream(s, req, &u, ns, pod, sub);
+        return;
+    }
+    if (!h->upgrade && match_pod_sub(req->path, ns, sizeof ns, pod, sizeof pod, sub, sizeof sub) == 0 &&
+        strcmp(sub, "log") == 0) {
+        kx_logproxy_start(s, req, &u, ns, pod);
         return;
     }
     if (h->upgrade) {

@@ -29,5 +29,7 @@ uint64_t kx_now_ms(void);
 // only after the node answered 101 (CVE-2018-1002105).
 void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stream_target *t,
                     const char *node_path_and_query);
+// pods/log (logproxy.cc): validates, resolves the node, streams its answer.
+void kx_logproxy_start(kx_apiserver *s, kx_httpd_req *req, const kx_api_user *user, const char *ns, const char *pod);
 // Closes every proxied session (shutdown).
 void kx_proxy_close_all(void);

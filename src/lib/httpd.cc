@@ -162,7 +162,7 @@ static void hc_on_data(kx_conn *c, const uint8_t *p, size_t n)
         if (used == 0)
             break;
     }
-    if (hc->dispatched)
+    if (hc->dispatched && !hc->chunked)   // a streamed answer keeps reading (chunked_start)
         kx_conn_pause(c);
 }
 
@@ -344,6 +344,10 @@ int kx_httpd_chunked_start(kx_httpd_req *req, int status, const char *content_ty
     if (hl < 0)
         return hl;
     hc->chunked = true;
+    // A streamed answer can last long (logs -f): keep reading so a client
+    // that goes away is noticed (EOF -> close -> on_abort); a client that
+    // sends more while we stream is closed like any pipelining one.
+    kx_conn_resume(hc->conn);
     return kx_conn_write(hc->conn, (const uint8_t *)head, (size_t)hl);
 }
 

@@ -35,10 +35,33 @@ enum class rx_state : uint8_t {
 // SYN_STREAM carries 10 fixed bytes before the block, SYN_REPLY/HEADERS 4.
 constexpr size_t SYN_STREAM_FIXED = 10;
 constexpr size_t SYN_REPLY_FIXED = 4;
-// Sent blocks are at most KX_SPDY_MAX_HEADER_BLOCK before compression; a sync
-// flushed deflate of that is at most a few dozen bytes bigger (stored blocks
-// cost 5 bytes per 64 KiB, plus zlib header and the flush marker).
-constexpr size_t OUT_CAP = SYN_STREAM_FIXED + KX_SPDY_MAX_HEADER_BLOCK + 1024;
+
+// Per-session memory. A session lives as long as its connection (one per
+// exec), so its idle cost is what a node pays per session. Header blocks on
+// this protocol are tiny (kubectl's SYN_STREAMs inflate to ~30 bytes, our
+// SYN_REPLYs are 4), so every buffer is an inline array sized for them; a
+// frame that does not fit gets a heap buffer of its own size, freed as soon
+// as the frame is handled. Limits are unchanged (KX_SPDY_MAX_*).
+constexpr size_t CTRL_INLINE = 256;   // received control payload
+constexpr size_t INFL_INLINE = 512;   // inflated received block (grows x2)
+constexpr size_t PLAIN_INLINE = 256;  // outgoing uncompressed block
+constexpr size_t OUT_INLINE = 256;    // outgoing control payload
+
+// Our deflate: a 2 KiB window (windowBits 11: the 1423-byte dictionary fits
+// whole, so the first block still references all of it) and memLevel 2:
+// ~16 KiB of zlib state instead of ~262 KiB at the defaults (15, 8). Small
+// header blocks compress to the same bytes. It runs raw (negative
+// windowBits) and we write the zlib header ourselves, exactly as zlib would
+// with a 32 KiB window (78 F9, then the dictionary's Adler-32): CINFO only
+// bounds the window the inflater must keep, so announcing 32 KiB while using
+// 2 KiB is valid, and the first block stays byte-compatible with the
+// protocol.md examples. The Adler-32 trailer is never written (the stream is
+// never finished), so raw mode loses nothing. Inflate stays at 15 bits: the
+// peer's deflate may use a 32 KiB window.
+constexpr int DEF_LEVEL = Z_BEST_COMPRESSION;
+constexpr int DEF_WBITS = 11;
+constexpr int DEF_MEMLEVEL = 2;
+constexpr size_t ZLIB_HDR_LEN = 6; // CMF, FLG, DICTID
 
 } // namespace
 
@@ -47,6 +70,7 @@ struct kx_spdy_session {
     void *user;
     bool is_server;
     bool def_ready, inf_ready;
+    bool def_hdr_sent;  // the zlib header went out with the first block
     bool goaway_sent;
     bool goaway_recv;
     bool out_dead;      // a send failed; compression state may be off the wire
@@ -71,13 +95,20 @@ struct kx_spdy_session {
 
     size_t nstreams;
     stream streams[KX_SPDY_MAX_STREAMS];
-    kx_spdy_nv nv[KX_SPDY_MAX_HEADERS];
 
-    uint8_t ctrl[KX_SPDY_MAX_CONTROL_PAYLOAD];
-    // One spare byte so "inflated more than the limit" is detectable.
-    uint8_t inflated[KX_SPDY_MAX_HEADER_BLOCK + 1];
-    uint8_t plain[KX_SPDY_MAX_HEADER_BLOCK];  // outgoing uncompressed block
-    uint8_t out[OUT_CAP];                     // outgoing control payload
+    // Received control payload: ctrl_small, or a heap buffer of ctl_len
+    // bytes for a frame that does not fit (freed once the frame is handled).
+    uint8_t *ctrl;
+    // Inflated block: infl_small or a heap buffer grown by doubling up to
+    // KX_SPDY_MAX_HEADER_BLOCK + 1 (the spare byte detects "over the limit");
+    // freed once the frame is handled.
+    uint8_t *inflated;
+    size_t infl_cap;
+
+    uint8_t ctrl_small[CTRL_INLINE];
+    uint8_t infl_small[INFL_INLINE];
+    uint8_t plain_small[PLAIN_INLINE];
+    uint8_t out_small[OUT_INLINE];
 };
 
 // ---- Streams ------------------------------------------------------------------
@@ -185,70 +216,117 @@ static bool name_ok(const char *name, size_t len)
     return true;
 }
 
-// Serialises nv into s->plain and returns its length, or <0.
-static int build_block(kx_spdy_session *s, const kx_spdy_nv *nv, size_t n)
+// Checks nv and returns the serialised block length, or <0.
+static int block_len(const kx_spdy_nv *nv, size_t n)
 {
     if (n > KX_SPDY_MAX_HEADERS)
         return -EMSGSIZE;
     if (n && !nv)
         return -EINVAL;
     size_t len = 4;
-    kx_put_be32(s->plain, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         if (!name_ok(nv[i].name, nv[i].name_len) || (nv[i].value_len && !nv[i].value))
             return -EINVAL;
         if (nv[i].name_len > KX_SPDY_MAX_HEADER_BLOCK || nv[i].value_len > KX_SPDY_MAX_HEADER_BLOCK ||
             KX_SPDY_MAX_HEADER_BLOCK - len < 8 + nv[i].name_len + nv[i].value_len)
             return -EMSGSIZE;
-        kx_put_be32(s->plain + len, (uint32_t)nv[i].name_len);
-        memcpy(s->plain + len + 4, nv[i].name, nv[i].name_len);
-        len += 4 + nv[i].name_len;
-        kx_put_be32(s->plain + len, (uint32_t)nv[i].value_len);
-        if (nv[i].value_len)
-            memcpy(s->plain + len + 4, nv[i].value, nv[i].value_len);
-        len += 4 + nv[i].value_len;
+        len += 8 + nv[i].name_len + nv[i].value_len;
     }
     return (int)len;
 }
 
-// Compresses s->plain[0..len) into s->out + off with the session's one deflate
-// context, ending in a sync flush. Returns the compressed length or <0. A
-// failure here leaves the context ahead of the wire, so output dies with it.
-static int compress_block(kx_spdy_session *s, size_t len, size_t off)
+// Serialises nv (already checked by block_len) into p.
+static void write_block(uint8_t *p, const kx_spdy_nv *nv, size_t n)
 {
-    if (!s->def_ready) {
-        if (deflateInit(&s->def, Z_BEST_COMPRESSION) != Z_OK)
-            return -ENOMEM;
-        if (deflateSetDictionary(&s->def, kx_spdy_dict, KX_SPDY_DICT_LEN) != Z_OK) {
-            deflateEnd(&s->def);
-            return -ENOMEM;
-        }
-        s->def_ready = true;
+    size_t len = 4;
+    kx_put_be32(p, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        kx_put_be32(p + len, (uint32_t)nv[i].name_len);
+        memcpy(p + len + 4, nv[i].name, nv[i].name_len);
+        len += 4 + nv[i].name_len;
+        kx_put_be32(p + len, (uint32_t)nv[i].value_len);
+        if (nv[i].value_len)
+            memcpy(p + len + 4, nv[i].value, nv[i].value_len);
+        len += 4 + nv[i].value_len;
     }
-    s->def.next_in = s->plain;
+}
+
+static int deflate_ready(kx_spdy_session *s)
+{
+    if (s->def_ready)
+        return 0;
+    if (deflateInit2(&s->def, DEF_LEVEL, Z_DEFLATED, -DEF_WBITS, DEF_MEMLEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -ENOMEM;
+    if (deflateSetDictionary(&s->def, kx_spdy_dict, KX_SPDY_DICT_LEN) != Z_OK) {
+        deflateEnd(&s->def);
+        return -ENOMEM;
+    }
+    s->def_ready = true;
+    return 0;
+}
+
+// Compresses plain[0..len) into out[0..cap) with the session's one deflate
+// context, ending in a sync flush; the first block is preceded by the zlib
+// header. Returns the compressed length or <0. A failure here leaves the
+// context ahead of the wire, so output dies with it.
+static int compress_block(kx_spdy_session *s, const uint8_t *plain, size_t len, uint8_t *out, size_t cap)
+{
+    size_t off = 0;
+    if (!s->def_hdr_sent) {
+        // RFC 1950 header as zlib writes it: CM 8, CINFO 7; FLEVEL 3 (level
+        // 9), FDICT; FCHECK makes the pair a multiple of 31.
+        unsigned flg = (3u << 6) | 0x20u;
+        flg += 31 - ((0x78u << 8 | flg) % 31);
+        out[0] = 0x78;
+        out[1] = (uint8_t)flg;
+        kx_put_be32(out + 2, KX_SPDY_DICT_ADLER);
+        off = ZLIB_HDR_LEN;
+    }
+    s->def.next_in = (Bytef *)plain;
     s->def.avail_in = (uInt)len;
-    s->def.next_out = s->out + off;
-    s->def.avail_out = (uInt)(OUT_CAP - off);
+    s->def.next_out = out + off;
+    s->def.avail_out = (uInt)(cap - off);
     int rc = deflate(&s->def, Z_SYNC_FLUSH);
     if ((rc != Z_OK && rc != Z_BUF_ERROR) || s->def.avail_in != 0 || s->def.avail_out == 0) {
         s->out_dead = true;
         return -EMSGSIZE;
     }
-    return (int)(OUT_CAP - off - s->def.avail_out);
+    s->def_hdr_sent = true;
+    return (int)(cap - s->def.avail_out);
 }
 
-// Builds, compresses and sends a SYN_STREAM/SYN_REPLY with `fixed` bytes
-// already placed at s->out.
-static int send_headers_frame(kx_spdy_session *s, uint16_t type, uint8_t flags, size_t fixed,
-                              const kx_spdy_nv *nv, size_t n)
+// Builds, compresses and sends a SYN_STREAM/SYN_REPLY whose payload starts
+// with the `fixed_len` bytes at `fixed`. Blocks that do not fit the inline
+// buffers use heap buffers sized to them, freed before returning.
+static int send_headers_frame(kx_spdy_session *s, uint16_t type, uint8_t flags, const uint8_t *fixed,
+                              size_t fixed_len, const kx_spdy_nv *nv, size_t n)
 {
-    int len = build_block(s, nv, n);
+    int len = block_len(nv, n);
     if (len < 0)
         return len;
-    int clen = compress_block(s, (size_t)len, fixed);
-    if (clen < 0)
-        return clen;
-    return send_control(s, type, flags, s->out, fixed + (size_t)clen);
+    int rc = deflate_ready(s);
+    if (rc < 0)
+        return rc;
+    // deflateBound is zlib's worst case for this window/memLevel; a sync
+    // flush adds at most 5 bytes plus the partial byte before it.
+    size_t cap = fixed_len + ZLIB_HDR_LEN + deflateBound(&s->def, (uLong)len) + 16;
+    uint8_t *plain = (size_t)len <= PLAIN_INLINE ? s->plain_small : (uint8_t *)malloc((size_t)len);
+    uint8_t *out = cap <= OUT_INLINE ? s->out_small : (uint8_t *)malloc(cap);
+    if (!plain || !out) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    write_block(plain, nv, n);
+    memcpy(out, fixed, fixed_len);
+    rc = compress_block(s, plain, (size_t)len, out + fixed_len, cap - fixed_len);
+    if (rc >= 0)
+        rc = send_control(s, type, flags, out, fixed_len + (size_t)rc);
+done:
+    if (plain && plain != s->plain_small)
+        free(plain);
+    if (out && out != s->out_small)
+        free(out);
+    return rc;
 }
 
 static bool can_send(const kx_spdy_session *s)
@@ -263,8 +341,9 @@ int kx_spdy_reply(kx_spdy_session *s, uint32_t id, const kx_spdy_nv *nv, size_t 
     stream *st = find_stream(s, id);
     if (!st || (st->flags & (ST_LOCAL | ST_REPLIED)))
         return -EINVAL;
-    kx_put_be32(s->out, id);
-    int rc = send_headers_frame(s, KX_SPDY_SYN_REPLY, fin ? KX_SPDY_FLAG_FIN : 0, SYN_REPLY_FIXED, nv, n);
+    uint8_t fixed[SYN_REPLY_FIXED];
+    kx_put_be32(fixed, id);
+    int rc = send_headers_frame(s, KX_SPDY_SYN_REPLY, fin ? KX_SPDY_FLAG_FIN : 0, fixed, sizeof fixed, nv, n);
     if (rc < 0)
         return rc;
     st->flags |= ST_REPLIED;
@@ -284,11 +363,12 @@ int kx_spdy_open(kx_spdy_session *s, const kx_spdy_nv *nv, size_t n, bool fin, u
     if (s->nstreams >= KX_SPDY_MAX_STREAMS)
         return -EAGAIN;
     uint32_t id = s->next_local_id;
-    kx_put_be32(s->out, id);
-    kx_put_be32(s->out + 4, 0);
-    s->out[8] = 0; // priority 0 (top 3 bits)
-    s->out[9] = 0; // slot
-    int rc = send_headers_frame(s, KX_SPDY_SYN_STREAM, fin ? KX_SPDY_FLAG_FIN : 0, SYN_STREAM_FIXED, nv, n);
+    uint8_t fixed[SYN_STREAM_FIXED];
+    kx_put_be32(fixed, id);
+    kx_put_be32(fixed + 4, 0);
+    fixed[8] = 0; // priority 0 (top 3 bits)
+    fixed[9] = 0; // slot
+    int rc = send_headers_frame(s, KX_SPDY_SYN_STREAM, fin ? KX_SPDY_FLAG_FIN : 0, fixed, sizeof fixed, nv, n);
     if (rc < 0)
         return rc;
     s->next_local_id += 2;
@@ -407,8 +487,10 @@ int kx_spdy_parse_nv_block(const uint8_t *p, size_t len, kx_spdy_nv *out, size_t
 }
 
 // Inflates one complete compressed block with the session's one inflate
-// context and parses it into s->nv. Returns the pair count or <0.
-static int inflate_block(kx_spdy_session *s, const uint8_t *p, size_t len)
+// context and parses it into nv (KX_SPDY_MAX_HEADERS entries). The output
+// buffer starts inline and doubles on the heap up to the limit; nv points
+// into it until release_rx() runs. Returns the pair count or <0.
+static int inflate_block(kx_spdy_session *s, const uint8_t *p, size_t len, kx_spdy_nv *nv)
 {
     if (!s->inf_ready) {
         if (inflateInit(&s->inf) != Z_OK)
@@ -418,7 +500,7 @@ static int inflate_block(kx_spdy_session *s, const uint8_t *p, size_t len)
     s->inf.next_in = (Bytef *)p;
     s->inf.avail_in = (uInt)len;
     s->inf.next_out = s->inflated;
-    s->inf.avail_out = sizeof s->inflated;
+    s->inf.avail_out = (uInt)s->infl_cap;
     for (;;) {
         int rc = inflate(&s->inf, Z_SYNC_FLUSH);
         if (rc == Z_NEED_DICT) {
@@ -426,8 +508,24 @@ static int inflate_block(kx_spdy_session *s, const uint8_t *p, size_t len)
                 return -EPROTO;
             continue;
         }
-        if (s->inf.avail_out == 0)
-            return -EMSGSIZE;
+        if (s->inf.avail_out == 0) {
+            if (s->infl_cap == KX_SPDY_MAX_HEADER_BLOCK + 1)
+                return -EMSGSIZE;
+            size_t cap = s->infl_cap * 2;
+            if (cap > KX_SPDY_MAX_HEADER_BLOCK + 1)
+                cap = KX_SPDY_MAX_HEADER_BLOCK + 1;
+            uint8_t *nb = (uint8_t *)malloc(cap);
+            if (!nb)
+                return -ENOMEM;
+            memcpy(nb, s->inflated, s->infl_cap);
+            if (s->inflated != s->infl_small)
+                free(s->inflated);
+            s->inflated = nb;
+            s->inf.next_out = nb + s->infl_cap;
+            s->inf.avail_out = (uInt)(cap - s->infl_cap);
+            s->infl_cap = cap;
+            continue;
+        }
         if (rc == Z_OK && s->inf.avail_in)
             continue;
         // Z_STREAM_END means the peer used Z_FINISH: the shared context is over.
@@ -435,10 +533,22 @@ static int inflate_block(kx_spdy_session *s, const uint8_t *p, size_t len)
             return -EPROTO;
         break;
     }
-    size_t out_len = sizeof s->inflated - s->inf.avail_out;
+    size_t out_len = s->infl_cap - s->inf.avail_out;
     size_t n = 0;
-    int rc = kx_spdy_parse_nv_block(s->inflated, out_len, s->nv, KX_SPDY_MAX_HEADERS, &n);
+    int rc = kx_spdy_parse_nv_block(s->inflated, out_len, nv, KX_SPDY_MAX_HEADERS, &n);
     return rc < 0 ? rc : (int)n;
+}
+
+// Drops the heap buffers a big control frame needed; back to inline ones.
+static void release_rx(kx_spdy_session *s)
+{
+    if (s->ctrl != s->ctrl_small)
+        free(s->ctrl);
+    s->ctrl = s->ctrl_small;
+    if (s->inflated != s->infl_small)
+        free(s->inflated);
+    s->inflated = s->infl_small;
+    s->infl_cap = INFL_INLINE;
 }
 
 static int fail(kx_spdy_session *s, int err)
@@ -462,7 +572,8 @@ static int on_syn_stream(kx_spdy_session *s)
     if (id == 0)
         return -EPROTO;
     // Always inflate, even for refused streams, to keep the context in sync.
-    int n = inflate_block(s, s->ctrl + SYN_STREAM_FIXED, s->ctl_len - SYN_STREAM_FIXED);
+    kx_spdy_nv nv[KX_SPDY_MAX_HEADERS];
+    int n = inflate_block(s, s->ctrl + SYN_STREAM_FIXED, s->ctl_len - SYN_STREAM_FIXED, nv);
     if (n < 0)
         return n;
     if (s->goaway_sent)
@@ -476,7 +587,7 @@ static int on_syn_stream(kx_spdy_session *s)
     bool fin = s->flags & KX_SPDY_FLAG_FIN;
     add_stream(s, id, 0);
     if (s->cb.on_stream)
-        s->cb.on_stream(s->user, id, s->nv, (size_t)n, fin);
+        s->cb.on_stream(s->user, id, nv, (size_t)n, fin);
     if (fin)
         remote_fin(s, id);
     return 0;
@@ -487,7 +598,8 @@ static int on_syn_reply(kx_spdy_session *s)
     uint32_t id = kx_get_be32(s->ctrl) & KX_SPDY_MAX_STREAM_ID;
     if (id == 0)
         return -EPROTO;
-    int n = inflate_block(s, s->ctrl + SYN_REPLY_FIXED, s->ctl_len - SYN_REPLY_FIXED);
+    kx_spdy_nv nv[KX_SPDY_MAX_HEADERS];
+    int n = inflate_block(s, s->ctrl + SYN_REPLY_FIXED, s->ctl_len - SYN_REPLY_FIXED, nv);
     if (n < 0)
         return n;
     stream *st = find_stream(s, id);
@@ -497,7 +609,7 @@ static int on_syn_reply(kx_spdy_session *s)
     st->flags |= ST_REPLIED;
     bool fin = s->flags & KX_SPDY_FLAG_FIN;
     if (s->cb.on_reply)
-        s->cb.on_reply(s->user, id, s->nv, (size_t)n, fin);
+        s->cb.on_reply(s->user, id, nv, (size_t)n, fin);
     if (fin)
         remote_fin(s, id);
     return 0;
@@ -508,7 +620,8 @@ static int on_headers(kx_spdy_session *s)
     uint32_t id = kx_get_be32(s->ctrl) & KX_SPDY_MAX_STREAM_ID;
     if (id == 0)
         return -EPROTO;
-    int n = inflate_block(s, s->ctrl + SYN_REPLY_FIXED, s->ctl_len - SYN_REPLY_FIXED);
+    kx_spdy_nv nv[KX_SPDY_MAX_HEADERS];
+    int n = inflate_block(s, s->ctrl + SYN_REPLY_FIXED, s->ctl_len - SYN_REPLY_FIXED, nv);
     if (n < 0)
         return n;
     if (s->flags & KX_SPDY_FLAG_FIN)
@@ -636,6 +749,13 @@ int kx_spdy_recv(kx_spdy_session *s, const uint8_t *data, size_t len)
                 int rc = check_control(s);
                 if (rc < 0)
                     return fail(s, rc);
+                if (s->ctl_len > CTRL_INLINE) {
+                    s->ctrl = (uint8_t *)malloc(s->ctl_len);
+                    if (!s->ctrl) {
+                        s->ctrl = s->ctrl_small;
+                        return fail(s, -ENOMEM);
+                    }
+                }
                 s->ctrl_have = 0;
                 s->state = rx_state::control;
                 break;
@@ -660,6 +780,7 @@ int kx_spdy_recv(kx_spdy_session *s, const uint8_t *data, size_t len)
                 break;
             s->state = rx_state::head;
             int rc = on_control(s);
+            release_rx(s);
             if (rc < 0)
                 return fail(s, rc);
             break;
@@ -698,6 +819,9 @@ kx_spdy_session *kx_spdy_session_new(bool is_server, const kx_spdy_callbacks *cb
     s->state = rx_state::head;
     s->next_peer_id = 1;
     s->next_local_id = is_server ? 2 : 1;
+    s->ctrl = s->ctrl_small;
+    s->inflated = s->infl_small;
+    s->infl_cap = INFL_INLINE;
     return s;
 }
 
@@ -709,5 +833,6 @@ void kx_spdy_session_free(kx_spdy_session *s)
         deflateEnd(&s->def);
     if (s->inf_ready)
         inflateEnd(&s->inf);
+    release_rx(s); // a control frame may be half received
     free(s);
 }

@@ -28,6 +28,7 @@
 #include <json-c/json.h>
 
 #include "apiclient.h"
+#include "crilog.h"
 #include "kubexec/pki.h"
 #include "kubexec/tls.h"
 #include "node.h"
@@ -53,6 +54,8 @@ static const char usage_text[] =
     "  --node-name NAME      node name (default: the host name)\n"
     "  --listen ADDR:PORT    streaming endpoint address (default 0.0.0.0:10250; port 0 picks one)\n"
     "  --heartbeat SECONDS   status report interval (default 10)\n"
+    "  --container-log-max-size SIZE  rotate a container log beyond SIZE (default 10Mi; 0: never)\n"
+    "  --container-log-max-files N    log files kept per container run, 2..100 (default 5)\n"
     "  -h, --help            show this help\n"
     "  --version             show the version\n";
 
@@ -523,6 +526,8 @@ static int parse_args(int argc, char **argv)
         {"node-name", required_argument, nullptr, 'n'},
         {"listen", required_argument, nullptr, 'l'},
         {"heartbeat", required_argument, nullptr, 'b'},
+        {"container-log-max-size", required_argument, nullptr, 'S'},
+        {"container-log-max-files", required_argument, nullptr, 'F'},
         {"help", no_argument, nullptr, 'h'},
         {"version", no_argument, nullptr, 'V'},
         {nullptr, 0, nullptr, 0},
@@ -552,6 +557,38 @@ static int parse_args(int argc, char **argv)
                 return 2;
             }
             g_cfg.heartbeat_s = (int)v;
+            break;
+        }
+        case 'S': case 'F': {
+            // Rotation is process-wide in crilog (podmgr opens the logs).
+            uint64_t size;
+            int files;
+            kx_crilog_get_default_rotation(&size, &files);
+            char *end;
+            if (c == 'S') {
+                unsigned long long v = strtoull(optarg, &end, 10);
+                static const struct { const char *sfx; unsigned long long mul; } units[] = {
+                    {"", 1}, {"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30},
+                    {"K", 1000}, {"k", 1000}, {"M", 1000000}, {"G", 1000000000}};
+                unsigned long long mul = 0;
+                for (const auto &u : units)
+                    if (!strcmp(end, u.sfx))
+                        mul = u.mul;
+                if (end == optarg || *optarg == '-' || !mul || v > (1ull << 40) / mul) {
+                    fprintf(stderr, "kubexec-node: invalid --container-log-max-size %s (e.g. 10Mi)\n", optarg);
+                    return 2;
+                }
+                size = v * mul;
+            } else {
+                long v = strtol(optarg, &end, 10);
+                if (*end || end == optarg || v < 2 || v > KX_CRILOG_MAX_FILES) {
+                    fprintf(stderr, "kubexec-node: invalid --container-log-max-files %s (2..%d)\n", optarg,
+                            KX_CRILOG_MAX_FILES);
+                    return 2;
+                }
+                files = (int)v;
+            }
+            kx_crilog_set_default_rotation(size, files);
             break;
         }
         case 'h': fputs(usage_text, stdout); exit(0);

@@ -272,6 +272,152 @@ static void open_failure_reports(void **)
     assert_true(strlen(err) > 0);
 }
 
+
+static bool exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static void rotation_by_size_and_count(void **state)
+{
+    fixture *f = (fixture *)*state;
+    char err[256], p[200];
+    kx_crilog *l = kx_crilog_open(f->path, err, sizeof err);
+    assert_non_null(l);
+    fake_clock c = {};
+    kx_crilog_set_clock(l, fake_now, &c);
+    // Each record "…Z stdout F xxxxxxxxx\n" is 30 + 10 + 9 + 1 = 50 bytes.
+    kx_crilog_set_rotation(l, 120, 3);
+    for (int i = 0; i < 10; i++) {
+        char line[16];
+        snprintf(line, sizeof line, "line%05d\n", i);
+        assert_int_equal(kx_crilog_write(l, 1, (const uint8_t *)line, 10), 0);
+    }
+    // 150 bytes > 120 after every third record: rotations after records 3, 6, 9.
+    assert_int_equal(kx_crilog_rotations(l), 3);
+    kx_crilog_close(l);
+    size_t len;
+    char *cur = slurp(f->path, &len);
+    assert_int_equal(len, 50);
+    assert_non_null(strstr(cur, "line00009"));
+    free(cur);
+    snprintf(p, sizeof p, "%s.1", f->path);
+    char *r1 = slurp(p, &len);
+    assert_int_equal(len, 150);
+    assert_non_null(strstr(r1, "line00006\n"));
+    assert_non_null(strstr(r1, "line00008\n"));
+    free(r1);
+    snprintf(p, sizeof p, "%s.2", f->path);
+    char *r2 = slurp(p, &len);
+    assert_non_null(strstr(r2, "line00003\n"));
+    free(r2);
+    snprintf(p, sizeof p, "%s.3", f->path);   // max_files 3: the oldest (lines 0-2) was dropped
+    assert_false(exists(p));
+
+    // kx_crilog_remove takes the whole run.
+    assert_int_equal(kx_crilog_remove(f->path), 0);
+    assert_false(exists(f->path));
+    snprintf(p, sizeof p, "%s.1", f->path);
+    assert_false(exists(p));
+    assert_int_equal(kx_crilog_remove(f->path), 0);   // nothing left: fine
+}
+
+static void rotation_default_and_disabled(void **state)
+{
+    fixture *f = (fixture *)*state;
+    uint64_t size;
+    int files;
+    kx_crilog_get_default_rotation(&size, &files);
+    assert_int_equal(size, 10 * 1024 * 1024);
+    assert_int_equal(files, 5);
+    kx_crilog_set_default_rotation(60, 1);   // files clamped to 2
+    kx_crilog_get_default_rotation(&size, &files);
+    assert_int_equal(files, 2);
+    char err[256], p[200];
+    kx_crilog *l = kx_crilog_open(f->path, err, sizeof err);
+    assert_non_null(l);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(kx_crilog_write(l, 2, (const uint8_t *)"abcdefghijklmnopqrstuvwxyz\n", 27), 0);
+    assert_int_equal(kx_crilog_rotations(l), 5);   // every 67-byte record exceeds 60
+    kx_crilog_close(l);
+    snprintf(p, sizeof p, "%s.1", f->path);
+    assert_true(exists(p));
+    snprintf(p, sizeof p, "%s.2", f->path);
+    assert_false(exists(p));
+    // 0 disables rotation.
+    kx_crilog_set_default_rotation(0, 5);
+    kx_crilog_remove(f->path);
+    l = kx_crilog_open(f->path, err, sizeof err);
+    for (int i = 0; i < 50; i++)
+        kx_crilog_write(l, 1, (const uint8_t *)"abcdefghijklmnopqrstuvwxyz\n", 27);
+    assert_int_equal(kx_crilog_rotations(l), 0);
+    kx_crilog_close(l);
+    kx_crilog_set_default_rotation(10 * 1024 * 1024, 5);
+}
+
+static void rotated_path_names(void **)
+{
+    char out[32];
+    assert_int_equal(kx_crilog_rotated_path(out, sizeof out, "/d/0.log", 0), 0);
+    assert_string_equal(out, "/d/0.log");
+    assert_int_equal(kx_crilog_rotated_path(out, sizeof out, "/d/0.log", 12), 0);
+    assert_string_equal(out, "/d/0.log.12");
+    assert_int_equal(kx_crilog_rotated_path(out, 8, "/d/0.log", 1), -ENAMETOOLONG);
+}
+
+static void parse_time_forms(void **)
+{
+    struct timespec ts;
+    const char *a = "2016-10-06T00:17:09.669794202Z";
+    assert_int_equal(kx_crilog_parse_time(a, strlen(a), &ts), 0);
+    assert_int_equal(ts.tv_sec, 1475713029);
+    assert_int_equal(ts.tv_nsec, 669794202);
+    const char *b = "2016-10-06T02:17:09.5+02:00";
+    assert_int_equal(kx_crilog_parse_time(b, strlen(b), &ts), 0);
+    assert_int_equal(ts.tv_sec, 1475713029);
+    assert_int_equal(ts.tv_nsec, 500000000);
+    const char *c = "2016-10-05T23:17:09-01:00";
+    assert_int_equal(kx_crilog_parse_time(c, strlen(c), &ts), 0);
+    assert_int_equal(ts.tv_sec, 1475713029);
+    assert_int_equal(ts.tv_nsec, 0);
+    const char *bad[] = {"2016-10-06T00:17:09", "2016-10-06 00:17:09Z", "2016-13-06T00:17:09Z",
+                         "2015-02-29T00:00:00Z", "2016-10-06T00:17:09.Z", "2016-10-06T00:17:09.1234567890Z",
+                         "2016-10-06T00:17:09Zx", "2016-10-06T00:17:09+0200", "x016-10-06T00:17:09Z"};
+    for (const char *s : bad)
+        assert_int_equal(kx_crilog_parse_time(s, strlen(s), &ts), -EINVAL);
+    const char *leap = "2016-02-29T00:00:00Z";
+    assert_int_equal(kx_crilog_parse_time(leap, strlen(leap), &ts), 0);
+}
+
+static void parse_records(void **)
+{
+    kx_crilog_record r;
+    const char *a = "2016-10-06T00:17:09.669794202Z stdout F hello world";
+    assert_int_equal(kx_crilog_parse((const uint8_t *)a, strlen(a), &r), 0);
+    assert_int_equal(r.stream, 1);
+    assert_false(r.partial);
+    assert_int_equal(r.len, 11);
+    assert_memory_equal(r.text, "hello world", 11);
+    const char *b = "2016-10-06T00:17:09.669794202Z stderr P ";
+    assert_int_equal(kx_crilog_parse((const uint8_t *)b, strlen(b), &r), 0);
+    assert_int_equal(r.stream, 2);
+    assert_true(r.partial);
+    assert_int_equal(r.len, 0);
+    const char *c = "2016-10-06T00:17:09.669794202Z stdout F";   // empty full line
+    assert_int_equal(kx_crilog_parse((const uint8_t *)c, strlen(c), &r), 0);
+    assert_int_equal(r.len, 0);
+    assert_false(r.partial);
+    const char *d = "2016-10-06T00:17:09.669794202Z stdout Full text";   // untagged
+    assert_int_equal(kx_crilog_parse((const uint8_t *)d, strlen(d), &r), 0);
+    assert_false(r.partial);
+    assert_int_equal(r.len, 9);
+    const char *bad[] = {"", "garbage", "2016-10-06T00:17:09.669794202Z", "2016-10-06T00:17:09.669794202Z stdin F x",
+                         "2016-10-06T00:17:09.669794202Z stdout", "not-a-time stdout F x"};
+    for (const char *s : bad)
+        assert_int_equal(kx_crilog_parse((const uint8_t *)s, strlen(s), &r), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +427,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(splits_produce_identical_files, setup, teardown),
         cmocka_unit_test(write_errors_are_counted),
         cmocka_unit_test(open_failure_reports),
+        cmocka_unit_test_setup_teardown(rotation_by_size_and_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(rotation_default_and_disabled, setup, teardown),
+        cmocka_unit_test(rotated_path_names),
+        cmocka_unit_test(parse_time_forms),
+        cmocka_unit_test(parse_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

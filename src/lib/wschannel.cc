@@ -1,0 +1,495 @@
+// channel.k8s.io over WebSocket, server side. Contract in
+// include/kubexec/wschannel.h; wire facts in protocol.md §4.
+#include "kubexec/wschannel.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kubexec/util.h"
+#include "kubexec/ws.h"
+
+enum { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2, CH_ERROR = 3, CH_RESIZE = 4, CH_CLOSE = 255 };
+
+struct kx_wsch_session {
+    kx_wsch_opts o;
+    kx_wsch_callbacks cb;
+    void *user;
+    kx_ws_session *ws;
+    int err;                 // first error raised inside a kx_ws callback
+    bool started, finished, goaway;
+    bool stdin_eof;          // CLOSE signal for stdin seen
+    bool eof_delivered;
+    kx_buf early;            // stdin before start
+    kx_buf scratch;          // base64 in/out
+    bool resize_skip;        // discarding a bad/oversize object up to '\n'
+    size_t resize_len;
+    char resize[KX_RC_MAX_RESIZE_JSON];
+};
+
+// ---- Negotiation -------------------------------------------------------------
+
+static const char *const kProtos[] = {
+    "v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io", "v3.channel.k8s.io",
+    "v2.channel.k8s.io", "channel.k8s.io",    "base64.channel.k8s.io",
+};
+static const kx_wsch_proto kProtoVals[] = {
+    {KX_RC_V5, false}, {KX_RC_V4, false}, {KX_RC_V4, true}, {KX_RC_V3, false},
+    {KX_RC_V2, false}, {KX_RC_V1, false}, {KX_RC_V1, true},
+};
+
+int kx_wsch_negotiate(const char *const *offers, size_t n, kx_wsch_proto *out, const char **name)
+{
+    int i = kx_ws_choose_protocol(offers, n, kProtos, sizeof kProtos / sizeof kProtos[0]);
+    if (i == -ENODATA) {
+        *out = {KX_RC_V1, false};
+        *name = nullptr;
+        return -ENODATA;
+    }
+    if (i < 0)
+        return i;
+    *out = kProtoVals[i];
+    *name = kProtos[i];
+    return 0;
+}
+
+const char *kx_wsch_supported(void)
+{
+    return "v5.channel.k8s.io, v4.channel.k8s.io, v4.base64.channel.k8s.io, v3.channel.k8s.io, "
+           "v2.channel.k8s.io, channel.k8s.io, base64.channel.k8s.io";
+}
+
+// ---- base64 --------------------------------------------------------------------
+
+static int b64val(uint8_t c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+// Standard padded base64 (Go's StdEncoding: CR/LF are skipped) into out
+// (capacity >= n / 4 * 3 + 3). Returns the decoded length or -EILSEQ.
+static long b64_decode(const uint8_t *p, size_t n, uint8_t *out)
+{
+    uint32_t acc = 0;
+    int q = 0, pad = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c == '\r' || c == '\n')
+            continue;
+        if (c == '=') {
+            if (q < 2)
+                return -EILSEQ;
+            pad++;
+            acc <<= 6;
+            q++;
+        } else {
+            int v = b64val(c);
+            if (v < 0 || pad)
+                return -EILSEQ;
+            acc = (acc << 6) | (uint32_t)v;
+            q++;
+        }
+        if (q == 4) {
+            out[o++] = (uint8_t)(acc >> 16);
+            if (pad < 2)
+                out[o++] = (uint8_t)(acc >> 8);
+            if (pad < 1)
+                out[o++] = (uint8_t)acc;
+            if (pad && i + 1 < n) {
+                // Nothing but line breaks may follow the padding.
+                for (size_t k = i + 1; k < n; k++)
+                    if (p[k] != '\r' && p[k] != '\n')
+                        return -EILSEQ;
+            }
+            acc = 0;
+            q = 0;
+        }
+    }
+    return q == 0 ? (long)o : -EILSEQ;
+}
+
+static int scratch_reserve(kx_wsch_session *s, size_t n)
+{
+    if (s->scratch.cap >= n)
+        return 0;
+    uint8_t *d = (uint8_t *)realloc(s->scratch.data, n);
+    if (!d)
+        return -ENOMEM;
+    s->scratch.data = d;
+    s->scratch.cap = n;
+    return 0;
+}
+
+// ---- Output --------------------------------------------------------------------
+
+static int send_channel(kx_wsch_session *s, uint8_t ch, const uint8_t *p, size_t n)
+{
+    if (!s->o.proto.base64) {
+        uint8_t pre = ch;
+        return kx_ws_send(s->ws, KX_WS_BINARY, &pre, 1, p, n);
+    }
+    int r = scratch_reserve(s, (n + 2) / 3 * 4 + 1);
+    if (r < 0)
+        return r;
+    int el = n ? EVP_EncodeBlock(s->scratch.data, p, (int)n) : 0;
+    uint8_t pre = (uint8_t)('0' + ch);
+    return kx_ws_send(s->ws, KX_WS_TEXT, &pre, 1, s->scratch.data, (size_t)el);
+}
+
+static int send_split(kx_wsch_session *s, uint8_t ch, const uint8_t *p, size_t n)
+{
+    // base64 grows by 4/3: keep the encoded message near the same size.
+    size_t max = s->o.proto.base64 ? KX_WSCH_MAX_OUT / 4 * 3 : KX_WSCH_MAX_OUT;
+    while (n) {
+        size_t k = n < max ? n : max;
+        int r = send_channel(s, ch, p, k);
+        if (r < 0)
+            return r;
+        p += k;
+        n -= k;
+    }
+    return 0;
+}
+
+int kx_wsch_stdout(kx_wsch_session *s, const uint8_t *p, size_t n)
+{
+    if (!s->o.out || s->finished || s->goaway || s->err)
+        return 0;
+    return send_split(s, CH_STDOUT, p, n);
+}
+
+int kx_wsch_stderr(kx_wsch_session *s, const uint8_t *p, size_t n)
+{
+    if (!s->o.err || s->finished || s->goaway || s->err)
+        return 0;
+    return send_split(s, CH_STDERR, p, n);
+}
+
+// ---- Input ---------------------------------------------------------------------
+
+static void set_err(kx_wsch_session *s, uint16_t code, int rc)
+{
+    if (s->err)
+        return;
+    s->err = rc;
+    int r = kx_ws_close(s->ws, code, nullptr);
+    if (r < 0)
+        s->err = r;
+}
+
+static void resize_object(kx_wsch_session *s, const char *p, size_t n)
+{
+    json_tokener *tok = json_tokener_new();
+    if (!tok)
+        return;
+    json_object *obj = json_tokener_parse_ex(tok, p, (int)n);
+    bool ok = obj && json_tokener_get_error(tok) == json_tokener_success &&
+              json_object_is_type(obj, json_type_object);
+    int64_t w = 0, h = 0;
+    if (ok) {
+        json_object_iterator it = json_object_iter_begin(obj), end = json_object_iter_end(obj);
+        for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+            const char *k = json_object_iter_peek_name(&it);
+            json_object *v = json_object_iter_peek_value(&it);
+            int64_t *dst = strcasecmp(k, "width") == 0    ? &w
+                           : strcasecmp(k, "height") == 0 ? &h
+                                                          : nullptr;
+            if (!dst)
+                continue;
+            if (!json_object_is_type(v, json_type_int)) {
+                ok = false;
+                break;
+            }
+            *dst = json_object_get_int64(v);
+            if (*dst < 0 || *dst > 65535)
+                ok = false;
+        }
+    }
+    if (obj)
+        json_object_put(obj);
+    json_tokener_free(tok);
+    if (ok && w > 0 && h > 0 && s->cb.on_resize)
+        s->cb.on_resize(s->user, (uint16_t)w, (uint16_t)h);
+}
+
+// Length of the complete object at the start of buf (buf[0] == '{'), or 0.
+static size_t object_end(const char *buf, size_t n)
+{
+    int depth = 0;
+    bool str = false, esc = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = buf[i];
+        if (str) {
+            if (esc)
+                esc = false;
+            else if (c == '\\')
+                esc = true;
+            else if (c == '"')
+                str = false;
+            continue;
+        }
+        if (c == '"')
+            str = true;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if ((c == '}' || c == ']') && --depth == 0)
+            return i + 1;
+    }
+    return 0;
+}
+
+static void resize_drain(kx_wsch_session *s)
+{
+    size_t off = 0;
+    for (;;) {
+        if (s->resize_skip) {
+            const char *nl = (const char *)memchr(s->resize + off, '\n', s->resize_len - off);
+            if (!nl) {
+                off = s->resize_len;
+                break;
+            }
+            off = (size_t)(nl - s->resize) + 1;
+            s->resize_skip = false;
+        }
+        while (off < s->resize_len && (s->resize[off] == ' ' || s->resize[off] == '\t' ||
+                                       s->resize[off] == '\r' || s->resize[off] == '\n'))
+            off++;
+        if (off == s->resize_len)
+            break;
+        if (s->resize[off] != '{') {
+            s->resize_skip = true;
+            continue;
+        }
+        size_t e = object_end(s->resize + off, s->resize_len - off);
+        if (e == 0) {
+            if (off == 0 && s->resize_len == sizeof s->resize) {
+                s->resize_skip = true;   // longer than the bound: drop to '\n'
+                off = s->resize_len;
+            }
+            break;
+        }
+        resize_object(s, s->resize + off, e);
+        off += e;
+    }
+    memmove(s->resize, s->resize + off, s->resize_len - off);
+    s->resize_len -= off;
+}
+
+static void on_resize_bytes(kx_wsch_session *s, const uint8_t *p, size_t n)
+{
+    while (n) {
+        size_t take = sizeof s->resize - s->resize_len;
+        if (take > n)
+            take = n;
+        memcpy(s->resize + s->resize_len, p, take);
+        s->resize_len += take;
+        p += take;
+        n -= take;
+        resize_drain(s);
+    }
+}
+
+static void deliver_eof(kx_wsch_session *s)
+{
+    if (s->eof_delivered)
+        return;
+    s->eof_delivered = true;
+    if (s->cb.on_stdin_eof)
+        s->cb.on_stdin_eof(s->user);
+}
+
+static void on_channel(kx_wsch_session *s, uint8_t ch, const uint8_t *p, size_t n)
+{
+    switch (ch) {
+    case CH_STDIN:
+        if (!s->o.in || s->stdin_eof || n == 0)
+            return;
+        if (!s->started) {
+            if (kx_buf_append(&s->early, p, n, KX_RC_MAX_EARLY_STDIN) < 0)
+                set_err(s, KX_WS_POLICY, -EMSGSIZE);
+            return;
+        }
+        if (s->cb.on_stdin)
+            s->cb.on_stdin(s->user, p, n);
+        return;
+    case CH_RESIZE:
+        if (s->o.tty)
+            on_resize_bytes(s, p, n);
+        return;
+    default:
+        return;   // unknown or server-only channel: discarded, as upstream
+    }
+}
+
+static void ws_on_message(void *user, int, const uint8_t *p, size_t n)
+{
+    kx_wsch_session *s = (kx_wsch_session *)user;
+    if (s->err || n == 0)
+        return;
+    if (s->o.proto.base64) {
+        if (p[0] < '0' || p[0] > '9') {
+            set_err(s, KX_WS_INVALID_DATA, -EILSEQ);
+            return;
+        }
+        if (scratch_reserve(s, (n - 1) / 4 * 3 + 3) < 0) {
+            set_err(s, KX_WS_INTERNAL, -ENOMEM);
+            return;
+        }
+        long dl = b64_decode(p + 1, n - 1, s->scratch.data);
+        if (dl < 0) {
+            set_err(s, KX_WS_INVALID_DATA, -EILSEQ);
+            return;
+        }
+        on_channel(s, (uint8_t)(p[0] - '0'), s->scratch.data, (size_t)dl);
+        return;
+    }
+    if (p[0] == CH_CLOSE && s->o.proto.version >= KX_RC_V5) {
+        if (n != 2 || p[1] > CH_RESIZE) {
+            set_err(s, KX_WS_PROTOCOL_ERROR, -EPROTO);
+            return;
+        }
+        if (p[1] == CH_STDIN && s->o.in && !s->stdin_eof) {
+            s->stdin_eof = true;
+            if (s->started)
+                deliver_eof(s);
+        }
+        return;
+    }
+    on_channel(s, p[0], p + 1, n - 1);
+}
+
+static void ws_on_close(void *user, uint16_t)
+{
+    kx_wsch_session *s = (kx_wsch_session *)user;
+    if (s->goaway)
+        return;
+    s->goaway = true;
+    if (s->cb.on_goaway)
+        s->cb.on_goaway(s->user);
+}
+
+static int ws_send(void *user, const uint8_t *hdr, size_t hl, const uint8_t *payload, size_t pl)
+{
+    kx_wsch_session *s = (kx_wsch_session *)user;
+    return s->cb.send(s->user, hdr, hl, payload, pl);
+}
+
+// ---- Lifecycle -----------------------------------------------------------------
+
+kx_wsch_session *kx_wsch_new(const kx_wsch_opts *o, const kx_wsch_callbacks *cb, void *user)
+{
+    if (!o || !cb || !cb->send || o->proto.version < KX_RC_V1 || o->proto.version > KX_RC_V5)
+        return nullptr;
+    kx_wsch_session *s = (kx_wsch_session *)calloc(1, sizeof *s);
+    if (!s)
+        return nullptr;
+    s->o = *o;
+    if (s->o.tty)
+        s->o.err = false;
+    s->cb = *cb;
+    s->user = user;
+    static const kx_ws_callbacks wcb = {ws_send, ws_on_message, ws_on_close};
+    s->ws = kx_ws_new(&wcb, s, KX_WSCH_MAX_MESSAGE);
+    if (!s->ws) {
+        free(s);
+        return nullptr;
+    }
+    return s;
+}
+
+void kx_wsch_free(kx_wsch_session *s)
+{
+    if (!s)
+        return;
+    kx_ws_free(s->ws);
+    kx_buf_free(&s->early);
+    free(s->scratch.data);
+    free(s);
+}
+
+void kx_wsch_start(kx_wsch_session *s)
+{
+    if (s->started)
+        return;
+    s->started = true;
+    if (s->cb.on_ready)
+        s->cb.on_ready(s->user);
+    if (s->early.len && s->cb.on_stdin && !s->goaway)
+        s->cb.on_stdin(s->user, s->early.data, s->early.len);
+    kx_buf_free(&s->early);
+    if (s->stdin_eof)
+        deliver_eof(s);
+}
+
+int kx_wsch_recv(kx_wsch_session *s, const uint8_t *p, size_t n)
+{
+    if (s->err)
+        return s->err;
+    int r = kx_ws_recv(s->ws, p, n);
+    if (s->err)
+        return s->err;
+    return r;
+}
+
+int kx_wsch_finish(kx_wsch_session *s, int exit_code, const char *errmsg)
+{
+    if (s->finished)
+        return 0;
+    if (!errmsg && (exit_code < 0 || exit_code > 255))
+        return -EINVAL;
+    s->finished = true;
+    if (s->goaway || s->err)
+        return kx_ws_close(s->ws, KX_WS_NORMAL, nullptr);
+
+    char status[KX_RC_MAX_STATUS];
+    int len = 0;
+    if (s->o.proto.version >= KX_RC_V4) {
+        char msg[1024];
+        if (errmsg)
+            kx_strlcpy(msg, errmsg, sizeof msg);
+        for (;;) {
+            len = kx_rc_status_json(status, sizeof status, exit_code, errmsg ? msg : nullptr);
+            if (len != -EMSGSIZE || !errmsg || msg[0] == 0)
+                break;
+            msg[strlen(msg) / 2] = 0;
+        }
+    } else if (errmsg) {
+        len = snprintf(status, sizeof status, "%s", errmsg);
+    } else if (exit_code != 0) {
+        len = snprintf(status, sizeof status,
+                       "command terminated with non-zero exit code: exit status %d", exit_code);
+    }
+    if (len > (int)sizeof status - 1)
+        len = (int)sizeof status - 1;
+    int first = 0;
+    if (len > 0)
+        first = send_channel(s, CH_ERROR, (const uint8_t *)status, (size_t)len);
+    int r = kx_ws_close(s->ws, KX_WS_NORMAL, nullptr);
+    return first < 0 ? first : r;
+}
+
+int kx_wsch_close(kx_wsch_session *s, uint16_t code)
+{
+    s->finished = true;
+    return kx_ws_close(s->ws, code, nullptr);
+}
+
+bool kx_wsch_closed(const kx_wsch_session *s)
+{
+    return kx_ws_close_sent(s->ws) && kx_ws_close_received(s->ws);
+}
