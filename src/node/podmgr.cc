@@ -24,7 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <termios.h>
+
 #include "crilog.h"
+#include "executor.h"
 #include "kubexec/util.h"
 #include "reaper.h"
 #include "runtime.h"
@@ -76,6 +79,25 @@ struct pm_ctr {
     bool final;                        // terminated for good (no restart)
     uv_timer_t *timer;                 // restart backoff (lazily created)
     uint64_t backoff_ms;
+    // attach (podmgr.h): subscribers of the current run, and its stdin
+    kx_podmgr_attacher *attachers;
+    int nattachers;                    // not counting those marked gone
+    int iterating;                     // > 0 while walking attachers: unlinking is deferred
+    uv_pipe_t *in_pipe;                // the run's stdin (spec.stdin), adopted from stdin_fd
+    size_t in_queued;                  // bytes in in_pipe's write queue
+    bool in_over_high;                 // a write went above KX_PODMGR_STDIN_HIGH_WATER
+    bool in_closing;                   // stdinOnce ended it: close once the queue is written
+    kx_podmgr_attacher *stdin_owner;   // stdinOnce: the first attacher with stdin
+    bool stdin_done;                   // stdinOnce: consumed for this run
+};
+
+struct kx_podmgr_attacher {
+    kx_podmgr_attacher *next;
+    pm_ctr *c;
+    kx_podmgr_attach_callbacks cb;
+    void *user;
+    bool stdin_ok;                     // may write the container's stdin
+    bool gone;                         // detached/ended; freed once nobody iterates
 };
 
 struct pm_pod {
@@ -127,12 +149,16 @@ struct pm_handle {
     } u;
     pm_pod *pod;
     pm_ctr *ctr;     // null for pod-level handles
-    int stream;      // 1 stdout, 2 stderr; 0 for timers
+    int stream;      // 1 stdout, 2 stderr, PM_STDIN; 0 for timers
 };
+
+enum { PM_STDIN = 3 };
 
 static void pod_maybe_finish(pm_pod *pod);
 static void ctr_start(pm_ctr *c);
 static void ctr_after_exit(pm_ctr *c);
+static void att_deliver(pm_ctr *c, int stream, const uint8_t *p, size_t n);
+static void att_end_all(pm_ctr *c, int exit_code);
 
 // ---------------------------------------------------------------------------
 // small helpers
@@ -235,7 +261,9 @@ static void handle_closed(uv_handle_t *h)
     pm_pod *pod = ph->pod;
     pm_ctr *c = ph->ctr;
     int stream = ph->stream;
-    if (c && stream) {
+    if (c && stream == PM_STDIN) {
+        c->in_pipe = NULL;
+    } else if (c && stream) {
         c->pipes[stream - 1] = NULL;
         c->open_pipes--;
     } else if (c) {
@@ -245,7 +273,7 @@ static void handle_closed(uv_handle_t *h)
     }
     pod->handles--;
     free(ph);
-    if (c && stream)
+    if (c && stream && stream != PM_STDIN)
         ctr_after_exit(c);   // may finish the pod
     else
         pod_maybe_finish(pod);
@@ -270,6 +298,12 @@ static void close_handle(uv_handle_t *h)
         uv_close(h, handle_closed);
 }
 
+static int uv_fileno_fd(uv_pipe_t *p)
+{
+    uv_os_fd_t fd = -1;
+    return uv_fileno((uv_handle_t *)p, &fd) == 0 ? fd : -1;
+}
+
 // ---------------------------------------------------------------------------
 // container output
 
@@ -290,6 +324,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         // the container's output never backs up into its pipe.
         if (!c->log || kx_crilog_write(c->log, ph->stream, (const uint8_t *)buf->base, (size_t)nread) != 0)
             c->log_dropped++;
+        if (c->attachers)
+            att_deliver(c, ph->stream, (const uint8_t *)buf->base, (size_t)nread);
         return;
     }
     if (nread < 0) {
@@ -355,6 +391,34 @@ static void ctr_close_stdin(pm_ctr *c)
         close(c->stdin_fd);
         c->stdin_fd = -1;
     }
+    // Pending writes are cancelled (their callbacks run before the close's).
+    close_handle((uv_handle_t *)c->in_pipe);
+}
+
+// Adopts the run's stdin write end into a pipe handle so attachers can write
+// it without blocking the loop. On failure the raw fd is kept (the process
+// must not see EOF just because we cannot write), and attach gets no stdin.
+static void ctr_stdin_open(pm_ctr *c, int fd)
+{
+    pm_pod *pod = c->pod;
+    c->in_queued = 0;
+    c->in_over_high = c->in_closing = false;
+    pm_handle *ph = (pm_handle *)calloc(1, sizeof *ph);
+    if (!ph || uv_pipe_init(pod->pm->loop, &ph->u.pipe, 0) != 0) {
+        free(ph);
+        c->stdin_fd = fd;
+        return;
+    }
+    ph->u.pipe.data = ph;
+    ph->pod = pod;
+    ph->ctr = c;
+    ph->stream = PM_STDIN;
+    pod->handles++;
+    c->in_pipe = &ph->u.pipe;
+    if (uv_pipe_open(&ph->u.pipe, fd) != 0) {
+        c->stdin_fd = fd;
+        close_handle((uv_handle_t *)&ph->u.pipe);
+    }
 }
 
 // Once every container is done for good, the sandbox has nothing left to hold.
@@ -395,6 +459,8 @@ static void ctr_after_exit(pm_ctr *c)
         kx_crilog_close(c->log);
         c->log = NULL;
     }
+    // The run is over and its output delivered: attach sessions end with it.
+    att_end_all(c, c->term.exit_code);
     if (pod->stopping) {
         c->final = true;
         pod_maybe_finish(pod);
@@ -556,19 +622,23 @@ static void ctr_start(pm_ctr *c)
         ctr_start_failed(c, "cannot watch the container process");
         return;
     }
-    c->stdin_fd = proc.stdin_fd;
+    c->stdin_fd = -1;
+    c->stdin_owner = NULL;
+    c->stdin_done = false;
+    if (proc.stdin_fd >= 0)
+        ctr_stdin_open(c, proc.stdin_fd);
 
     // A fresh log file per run; keep only this run's and the previous one.
     char path[PM_PATH];
     if (ctr_log_path(pm, pod, s->name, c->restart_count, path, sizeof path) == 0) {
-        unlink(path);
+        kx_crilog_remove(path);   // with its rotated files (path.1, ...)
         c->log = kx_crilog_open(path, err, sizeof err);
         if (!c->log)
             logmsg("warning: pod %s/%s container %s: log: %s", pod->ns, pod->name, s->name, err);
     }
     if (c->restart_count >= 2 &&
         ctr_log_path(pm, pod, s->name, c->restart_count - 2, path, sizeof path) == 0)
-        unlink(path);
+        kx_crilog_remove(path);
 
     if (proc.stdout_fd >= 0 && ctr_pipe_open(c, proc.stdout_fd, 1) != 0)
         logmsg("warning: pod %s/%s container %s: cannot read stdout", pod->ns, pod->name, s->name);
@@ -652,8 +722,10 @@ static void pod_maybe_finish(pm_pod *pod)
         return;
     }
     if (pod->handles > 0) {
-        for (size_t i = 0; i < pod->nctrs; i++)
+        for (size_t i = 0; i < pod->nctrs; i++) {
             close_handle((uv_handle_t *)pod->ctrs[i].timer);
+            close_handle((uv_handle_t *)pod->ctrs[i].in_pipe);
+        }
         close_handle((uv_handle_t *)pod->kill_timer);
         return;
     }
@@ -707,6 +779,7 @@ static void pod_release(pm_pod *pod)
         pm_ctr *c = &pod->ctrs[i];
         ctr_close_stdin(c);
         kx_crilog_close(c->log);
+        att_end_all(c, c->term.exit_code);   // normally ended with their run already
         if (c->envp) {
             for (char **e = c->envp; *e; e++)
                 free(*e);
@@ -1255,6 +1328,237 @@ int kx_podmgr_log_path(kx_podmgr *pm, const char *ns, const char *pod, const cha
 }
 
 // ---------------------------------------------------------------------------
+// attach (see podmgr.h)
+
+// Frees the attachers marked gone, unless someone is walking the list.
+static void att_sweep(pm_ctr *c)
+{
+    if (c->iterating > 0)
+        return;
+    for (kx_podmgr_attacher **pp = &c->attachers; *pp;) {
+        kx_podmgr_attacher *a = *pp;
+        if (a->gone) {
+            *pp = a->next;
+            free(a);
+        } else {
+            pp = &a->next;
+        }
+    }
+}
+
+static void att_mark_gone(kx_podmgr_attacher *a)
+{
+    a->gone = true;
+    a->c->nattachers--;
+}
+
+struct pm_write {
+    uv_write_t req;
+    pm_ctr *c;
+    size_t len;
+};
+
+static void on_stdin_written(uv_write_t *req, int)
+{
+    pm_write *w = (pm_write *)req->data;
+    pm_ctr *c = w->c;
+    c->in_queued -= w->len;
+    free(w);
+    // A failed write (EPIPE: the process closed its stdin; ECANCELED: the run
+    // ended) loses those bytes, as a pipe would.
+    if (c->in_closing && c->in_queued == 0)
+        close_handle((uv_handle_t *)c->in_pipe);
+    if (c->in_over_high && c->in_queued < KX_PODMGR_STDIN_LOW_WATER) {
+        c->in_over_high = false;
+        c->iterating++;
+        for (kx_podmgr_attacher *a = c->attachers; a; a = a->next)
+            if (!a->gone && a->stdin_ok && a->cb.on_stdin_drain)
+                a->cb.on_stdin_drain(a->user);
+        c->iterating--;
+        att_sweep(c);
+    }
+}
+
+// Queues bytes on the run's stdin pipe (no checks beyond the pipe existing).
+static int stdin_queue(pm_ctr *c, const uint8_t *p, size_t n)
+{
+    if (!c->in_pipe || uv_is_closing((uv_handle_t *)c->in_pipe))
+        return -EPIPE;
+    pm_write *w = (pm_write *)malloc(sizeof *w + n);
+    if (!w)
+        return -ENOMEM;
+    memcpy(w + 1, p, n);
+    w->c = c;
+    w->len = n;
+    w->req.data = w;
+    uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)n);
+    int rc = uv_write(&w->req, (uv_stream_t *)c->in_pipe, &b, 1, on_stdin_written);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    c->in_queued += n;
+    return 0;
+}
+
+// stdinOnce: the owner's stdin ended. Pipes get EOF once what is queued is
+// written; a pty gets its EOF character (the master stays open for output).
+static void stdin_once_close(pm_ctr *c)
+{
+    c->stdin_done = true;
+    if (!c->in_pipe || c->in_closing)
+        return;
+    c->in_closing = true;
+    if (c->spec->tty) {
+        uint8_t eof = 4;   // ^D
+        struct termios t;
+        if (tcgetattr(uv_fileno_fd(c->in_pipe), &t) == 0 && t.c_cc[VEOF] != _POSIX_VDISABLE)
+            eof = t.c_cc[VEOF];
+        stdin_queue(c, &eof, 1);
+    }
+    if (c->in_queued == 0)
+        close_handle((uv_handle_t *)c->in_pipe);
+}
+
+// This attacher stops writing stdin; the owner's end closes it for everyone.
+static void att_stdin_end(kx_podmgr_attacher *a)
+{
+    pm_ctr *c = a->c;
+    if (!a->stdin_ok)
+        return;
+    a->stdin_ok = false;
+    if (c->stdin_owner != a)
+        return;
+    c->stdin_owner = NULL;
+    stdin_once_close(c);
+    c->iterating++;
+    for (kx_podmgr_attacher *b = c->attachers; b; b = b->next) {
+        if (b->gone || !b->stdin_ok)
+            continue;
+        b->stdin_ok = false;
+        if (b->cb.on_stdin_closed)
+            b->cb.on_stdin_closed(b->user);
+    }
+    c->iterating--;
+    att_sweep(c);
+}
+
+static void att_deliver(pm_ctr *c, int stream, const uint8_t *p, size_t n)
+{
+    c->iterating++;
+    for (kx_podmgr_attacher *a = c->attachers; a; a = a->next) {
+        if (a->gone)
+            continue;
+        size_t backlog = a->cb.on_output(a->user, stream, p, n);
+        if (a->gone || backlog <= (size_t)KX_PODMGR_ATTACH_MAX_BACKLOG)
+            continue;
+        // Too slow: cut it off rather than feed it a stream with holes.
+        att_stdin_end(a);
+        att_mark_gone(a);
+        a->cb.on_end(a->user, -ENOBUFS, 0);
+    }
+    c->iterating--;
+    att_sweep(c);
+}
+
+static void att_end_all(pm_ctr *c, int exit_code)
+{
+    c->iterating++;
+    for (kx_podmgr_attacher *a = c->attachers; a; a = a->next) {
+        if (a->gone)
+            continue;
+        att_mark_gone(a);
+        a->cb.on_end(a->user, 0, exit_code);
+    }
+    c->iterating--;
+    c->stdin_owner = NULL;
+    att_sweep(c);
+}
+
+int kx_podmgr_attach(kx_podmgr *pm, const char *ns, const char *pod, const char *ctr, bool want_stdin,
+                     const kx_podmgr_attach_callbacks *cb, void *user, kx_podmgr_attacher **out,
+                     kx_podmgr_attach_info *info, char *err, size_t errlen)
+{
+    *out = NULL;
+    memset(info, 0, sizeof *info);
+    kx_container_ref ref;
+    int rc = kx_podmgr_find(pm, ns, pod, ctr, &ref, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (!cb || !cb->on_output || !cb->on_end) {
+        snprintf(err, errlen, "invalid attach request");
+        return -EINVAL;
+    }
+    pm_ctr *c = lookup_ctr(lookup(pm, ns, pod), ctr);
+    if (c->nattachers >= KX_PODMGR_MAX_ATTACHERS) {
+        snprintf(err, errlen, "too many attached clients for container \"%s\" (limit %d)", ctr,
+                 KX_PODMGR_MAX_ATTACHERS);
+        return -EBUSY;
+    }
+    kx_podmgr_attacher *a = (kx_podmgr_attacher *)calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    a->c = c;
+    a->cb = *cb;
+    a->user = user;
+    const kx_container_spec *s = c->spec;
+    a->stdin_ok = want_stdin && s->stdin_ && c->in_pipe && !c->in_closing && !(s->stdin_once && c->stdin_done);
+    if (a->stdin_ok && s->stdin_once && !c->stdin_owner)
+        c->stdin_owner = a;
+    a->next = c->attachers;
+    c->attachers = a;
+    c->nattachers++;
+    info->tty = s->tty;
+    info->stdin_ok = a->stdin_ok;
+    info->stdin_once = s->stdin_once;
+    *out = a;
+    return 0;
+}
+
+int kx_podmgr_attach_stdin(kx_podmgr_attacher *a, const uint8_t *p, size_t n)
+{
+    pm_ctr *c = a->c;
+    if (a->gone || !a->stdin_ok || !c->in_pipe || c->in_closing)
+        return -EPIPE;
+    if (n > KX_PODMGR_STDIN_MAX || c->in_queued > KX_PODMGR_STDIN_MAX - n)
+        return -ENOBUFS;
+    if (n > 0) {
+        int rc = stdin_queue(c, p, n);
+        if (rc < 0)
+            return rc;
+    }
+    if (c->in_queued > KX_PODMGR_STDIN_HIGH_WATER)
+        c->in_over_high = true;
+    return c->in_queued > (size_t)INT32_MAX ? INT32_MAX : (int)c->in_queued;
+}
+
+void kx_podmgr_attach_stdin_eof(kx_podmgr_attacher *a)
+{
+    if (!a->gone)
+        att_stdin_end(a);
+}
+
+int kx_podmgr_attach_resize(kx_podmgr_attacher *a, uint16_t cols, uint16_t rows)
+{
+    pm_ctr *c = a->c;
+    if (!c->spec->tty || !c->pipes[0] || uv_is_closing((uv_handle_t *)c->pipes[0]))
+        return -ENOTTY;
+    return kx_pty_resize(uv_fileno_fd(c->pipes[0]), cols, rows);
+}
+
+void kx_podmgr_detach(kx_podmgr_attacher *a)
+{
+    if (!a || a->gone)
+        return;
+    pm_ctr *c = a->c;
+    att_stdin_end(a);
+    att_mark_gone(a);
+    att_sweep(c);
+}
+
+// ---------------------------------------------------------------------------
 // status JSON
 
 static int jadd(json_object *o, const char *k, json_object *v)
@@ -1447,4 +1751,27 @@ json_object *kx_podmgr_pods_json(kx_podmgr *pm)
         }
     }
     return arr;
+}
+
+int kx_podmgr_pod_net(kx_podmgr *pm, const char *ns, const char *pod, pid_t *sandbox_pid, bool *host_network,
+                      char *uid, size_t uidlen, char *err, size_t errlen)
+{
+    *sandbox_pid = 0;
+    *host_network = false;
+    if (uid && uidlen)
+        uid[0] = 0;
+    pm_pod *p = lookup(pm, ns, pod);
+    if (!p) {
+        snprintf(err, errlen, "pod does not exist");
+        return -ENOENT;
+    }
+    if (uid && uidlen)
+        snprintf(uid, uidlen, "%s", p->uid);
+    *host_network = p->have_spec && p->spec.host_network;
+    if (p->stopping || p->sb.pid <= 0 || p->sb_killed) {
+        snprintf(err, errlen, "pod \"%s\" has no running sandbox", pod);
+        return -EAGAIN;
+    }
+    *sandbox_pid = p->sb.pid;
+    return 0;
 }

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
 #include <json-c/json.h>
@@ -79,6 +80,109 @@ struct kx_container_ref {
 int kx_podmgr_find(kx_podmgr *pm, const char *ns, const char *pod, const char *ctr, kx_container_ref *out,
                    char *err, size_t errlen);
 
+// ---------------------------------------------------------------------------
+// Attach: subscribers to a running container's main process stdio (what
+// `kubectl attach` needs). The manager keeps reading the container's output
+// (pipes or pty) at its own pace no matter what attachers do: every chunk goes
+// to the CRI log and then, synchronously, to each attacher of the current run.
+// Attaching, detaching or a slow attacher never stops, signals or blocks the
+// container or the other attachers.
+//
+// Slow attachers: the manager does not copy output for attachers; each one
+// queues what it is given (its transport's write queue) and reports that
+// backlog from on_output. An attacher whose backlog exceeds
+// KX_PODMGR_ATTACH_MAX_BACKLOG is DISCONNECTED (on_end with -ENOBUFS), never
+// fed with gaps: silently dropped bytes would corrupt the stream (a broken
+// escape sequence on a tty, a half line) while an explicit end lets the client
+// re-attach; the CRI log keeps everything either way.
+//
+// Stdin (only with spec.stdin; there is one stdin per run, shared by every
+// attacher that asked for it): writes are queued in a pipe handle of the
+// manager (bounded, see below). spec.stdinOnce: the first attacher that asks
+// for stdin owns it; when that attacher's stdin ends (kx_podmgr_attach_stdin_eof
+// or kx_podmgr_detach) the container's stdin is closed for the rest of the run
+// and every other stdin attacher gets on_stdin_closed; later attachers get
+// stdin_ok == false. Closing means: pipes -- the write end is closed once the
+// queued bytes are written (the process reads EOF); tty -- the terminal's EOF
+// character (VEOF, normally ^D) is written, which ends input for a reader in
+// canonical mode (a shell), while the pty itself stays open so output keeps
+// flowing. Without stdinOnce, an attacher's EOF/detach leaves stdin open for
+// later sessions (as the Kubernetes API documents).
+//
+// End of a run: when the attached run has exited and all its output was
+// delivered, every attacher gets on_end(0, exit code) and is detached; a
+// restart is a new run with no attachers. Pod removal and node shutdown end
+// runs the same way (exit code of the killed process).
+//
+// Threading: loop thread only. on_output, on_stdin_drain and on_end run from
+// the manager's libuv callbacks; on_stdin_closed may also run from inside the
+// owner's kx_podmgr_attach_stdin_eof / kx_podmgr_detach. No callback ever runs
+// from inside a call on its own handle. A callback may use (and detach) its own
+// handle, except in on_end (the handle is gone then), but never another one.
+
+enum {
+    KX_PODMGR_MAX_ATTACHERS = 32,                    // per container run (more: -EBUSY)
+    KX_PODMGR_ATTACH_MAX_BACKLOG = 4 * 1024 * 1024,  // attacher backlog over this: disconnected
+    KX_PODMGR_STDIN_HIGH_WATER = 1024 * 1024,        // queued stdin over this: pause the client
+    KX_PODMGR_STDIN_LOW_WATER = 256 * 1024,          // ... until it falls under this (on_stdin_drain)
+    KX_PODMGR_STDIN_MAX = 4 * 1024 * 1024,           // hard cap: writes beyond fail with -ENOBUFS
+};
+
+struct kx_podmgr_attacher;
+
+struct kx_podmgr_attach_callbacks {
+    // Output of the main process: stream 1 stdout (or the pty: stdout and
+    // stderr merged), 2 stderr. p is valid during the call only. Returns the
+    // attacher's backlog in bytes after taking the chunk (see above).
+    size_t (*on_output)(void *user, int stream, const uint8_t *p, size_t n);
+    // Queued stdin fell below KX_PODMGR_STDIN_LOW_WATER after a write returned
+    // more than KX_PODMGR_STDIN_HIGH_WATER. May be null.
+    void (*on_stdin_drain)(void *user);
+    // stdinOnce: another attacher ended the container's stdin; writes fail
+    // from now on. May be null.
+    void (*on_stdin_closed)(void *user);
+    // Last callback; the handle is freed when it returns. status 0: the run
+    // ended, exit_code as Kubernetes reports it (128+signal for a signal);
+    // -ENOBUFS: disconnected for exceeding KX_PODMGR_ATTACH_MAX_BACKLOG.
+    void (*on_end)(void *user, int status, int exit_code);
+};
+
+struct kx_podmgr_attach_info {
+    bool tty;        // spec.tty: output is one pty stream; resize applies
+    bool stdin_ok;   // want_stdin and the container's stdin accepts writes
+    bool stdin_once; // spec.stdinOnce
+};
+
+// Subscribes to the current run of ns/pod/ctr. want_stdin: the attacher will
+// write stdin (and, with stdinOnce, may become its owner). Returns 0 with
+// *out and *info filled, or (message in err, as kx_podmgr_find) -ENOENT,
+// -ESRCH, -EAGAIN (not running); -EBUSY over KX_PODMGR_MAX_ATTACHERS;
+// -ENOMEM. cb is copied; user is passed back.
+int kx_podmgr_attach(kx_podmgr *pm, const char *ns, const char *pod, const char *ctr, bool want_stdin,
+                     const kx_podmgr_attach_callbacks *cb, void *user, kx_podmgr_attacher **out,
+                     kx_podmgr_attach_info *info, char *err, size_t errlen);
+
+// Queues n bytes for the container's stdin. Returns the bytes now queued
+// (> KX_PODMGR_STDIN_HIGH_WATER: stop reading the client until on_stdin_drain),
+// -EPIPE when this attacher has no stdin (not asked, no spec.stdin, stdinOnce
+// closed it, or it signalled EOF), -ENOBUFS when the queue is at
+// KX_PODMGR_STDIN_MAX (the bytes are dropped), or another -errno from the write.
+int kx_podmgr_attach_stdin(kx_podmgr_attacher *a, const uint8_t *p, size_t n);
+
+// This attacher's stdin ended (client EOF). With stdinOnce and this attacher
+// the owner, the container's stdin is closed; otherwise it only stops this
+// attacher's writes. Idempotent.
+void kx_podmgr_attach_stdin_eof(kx_podmgr_attacher *a);
+
+// Sets the container's terminal size (TIOCSWINSZ on the pty; the process gets
+// SIGWINCH). Containers start at 0x0, so attachers apply theirs; the last
+// resize from any attacher wins. 0, -ENOTTY (no tty), -EINVAL (0 or > 10000).
+int kx_podmgr_attach_resize(kx_podmgr_attacher *a, uint16_t cols, uint16_t rows);
+
+// Unsubscribes (client gone). Counts as stdin EOF for stdinOnce. The container
+// is not touched. No callback follows; a is invalid afterwards.
+void kx_podmgr_detach(kx_podmgr_attacher *a);
+
 // All pods as a JSON array of full v1 Pod objects: kind, apiVersion, metadata
 // (name, namespace, uid (stable per manifest file and node), creationTimestamp,
 // labels, annotations (+ kubernetes.io/config.source: file)), spec (as loaded,
@@ -94,3 +198,12 @@ json_object *kx_podmgr_pods_json(kx_podmgr *pm);
 // pod/container, or no previous run), -ENAMETOOLONG (cap too small).
 int kx_podmgr_log_path(kx_podmgr *pm, const char *ns, const char *pod, const char *ctr, bool previous, char *out,
                        size_t cap);
+
+// For port-forward: where the pod's network lives. Fills *sandbox_pid (the
+// holder of the pod's net namespace: dial inside /proc/<pid>/ns/net),
+// *host_network (spec.hostNetwork: the node's own namespace, no setns needed)
+// and uid (the pod's metadata.uid, for error texts; may be null). Returns 0;
+// -ENOENT no such pod (`pod does not exist`); -EAGAIN the pod has no running
+// sandbox (stopping, failed or restarting; message in err).
+int kx_podmgr_pod_net(kx_podmgr *pm, const char *ns, const char *pod, pid_t *sandbox_pid, bool *host_network,
+                      char *uid, size_t uidlen, char *err, size_t errlen);

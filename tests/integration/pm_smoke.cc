@@ -7,6 +7,7 @@
 // change of manifest files, and that shutdown leaves no handle, child or fd.
 // Exit status 0 = all checks passed, 1 = a check failed, 77 = skipped.
 #include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -131,6 +132,133 @@ static void on_shutdown(void *)
     shut_down = true;
 }
 
+// --- attach ---------------------------------------------------------------
+// Fake attachers on pods "echo" (cat, stdin + stdinOnce) and "ttyc" (a shell
+// on a tty with stdin + stdinOnce).
+
+struct fake_att {
+    const char *name;
+    kx_podmgr_attacher *h;
+    char out[4096];
+    size_t outlen;
+    int ended;            // on_end calls
+    int status, code;
+    int stdin_closed;     // on_stdin_closed calls
+    size_t backlog;       // what on_output reports
+    bool detach_in_output;
+};
+
+static fake_att att_a = {"A"}, att_b = {"B"}, att_c = {"C"}, att_d = {"D"}, att_t = {"T"};
+
+static size_t fa_output(void *user, int, const uint8_t *p, size_t n)
+{
+    fake_att *f = (fake_att *)user;
+    CHECK(!f->ended, "%s: output after end", f->name);
+    size_t room = sizeof f->out - 1 - f->outlen;
+    if (n > room)
+        n = room;
+    memcpy(f->out + f->outlen, p, n);
+    f->outlen += n;
+    f->out[f->outlen] = 0;
+    if (f->detach_in_output && f->h) {
+        kx_podmgr_detach(f->h);
+        f->h = NULL;
+    }
+    return f->backlog;
+}
+
+static void fa_stdin_closed(void *user)
+{
+    ((fake_att *)user)->stdin_closed++;
+}
+
+static void fa_end(void *user, int status, int code)
+{
+    fake_att *f = (fake_att *)user;
+    f->ended++;
+    f->status = status;
+    f->code = code;
+    f->h = NULL;
+}
+
+static const kx_podmgr_attach_callbacks fa_cb = {fa_output, NULL, fa_stdin_closed, fa_end};
+
+static int fa_attach(fake_att *f, const char *pod, bool in, kx_podmgr_attach_info *info)
+{
+    char err[256] = "";
+    int rc = kx_podmgr_attach(pm, "default", pod, "c", in, &fa_cb, f, &f->h, info, err, sizeof err);
+    CHECK(rc == 0, "attach %s to %s: %d %s", f->name, pod, rc, err);
+    return rc;
+}
+
+static void attach_step(int n)
+{
+    kx_podmgr_attach_info info;
+    char err[256];
+    if (n == 0) {
+        kx_podmgr_attacher *h = NULL;
+        CHECK(kx_podmgr_attach(pm, "default", "nope", "c", false, &fa_cb, &att_a, &h, &info, err, sizeof err) ==
+                  -ENOENT && !h, "attach to a missing pod");
+        CHECK(kx_podmgr_attach(pm, "default", "hello", "c", false, &fa_cb, &att_a, &h, &info, err, sizeof err) ==
+                  -EAGAIN, "attach to a stopped container");
+        if (fa_attach(&att_a, "echo", true, &info) == 0)
+            CHECK(info.stdin_ok && info.stdin_once && !info.tty, "A info");
+        if (fa_attach(&att_b, "echo", true, &info) == 0)
+            CHECK(info.stdin_ok, "B info (stdin is shared while the owner is attached)");
+        att_c.backlog = (size_t)KX_PODMGR_ATTACH_MAX_BACKLOG + 1;
+        fa_attach(&att_c, "echo", false, &info);
+        att_d.detach_in_output = true;
+        fa_attach(&att_d, "echo", false, &info);
+        if (fa_attach(&att_t, "ttyc", true, &info) == 0) {
+            CHECK(info.tty && info.stdin_ok, "T info");
+            CHECK(kx_podmgr_attach_resize(att_t.h, 100, 30) == 0, "resize");
+            CHECK(kx_podmgr_attach_resize(att_t.h, 0, 30) == -EINVAL, "resize 0");
+            CHECK(kx_podmgr_attach_stdin(att_t.h, (const uint8_t *)"abc\n", 4) >= 0, "T stdin");
+        }
+        if (att_a.h) {
+            CHECK(kx_podmgr_attach_resize(att_a.h, 100, 30) == -ENOTTY, "resize without tty");
+            CHECK(kx_podmgr_attach_stdin(att_a.h, (const uint8_t *)"hello\n", 6) >= 0, "A stdin");
+        }
+    } else if (n == 1) {
+        CHECK(!strcmp(att_a.out, "hello\n"), "A out [%s]", att_a.out);
+        CHECK(!strcmp(att_b.out, "hello\n"), "B out [%s]", att_b.out);
+        CHECK(att_c.ended == 1 && att_c.status == -ENOBUFS, "C not cut off (%d %d)", att_c.ended, att_c.status);
+        CHECK(!strcmp(att_d.out, "hello\n") && !att_d.ended && !att_d.h, "D [%s]", att_d.out);
+        CHECK(strstr(att_t.out, "30 100") && strstr(att_t.out, "got abc"), "T out [%s]", att_t.out);
+        if (att_b.h)
+            CHECK(kx_podmgr_attach_stdin(att_b.h, (const uint8_t *)"b2\n", 3) >= 0, "B stdin");
+        if (att_a.h) {
+            kx_podmgr_attach_stdin_eof(att_a.h);   // the owner: closes the container's stdin
+            CHECK(kx_podmgr_attach_stdin(att_a.h, (const uint8_t *)"x", 1) == -EPIPE, "A after EOF");
+        }
+        CHECK(att_b.stdin_closed == 1, "B not told stdin closed");
+        if (att_b.h)
+            CHECK(kx_podmgr_attach_stdin(att_b.h, (const uint8_t *)"x", 1) == -EPIPE, "B after close");
+        if (att_t.h)
+            kx_podmgr_detach(att_t.h);   // the tty owner leaves: ^D for the shell's cat
+        att_t.h = NULL;
+    } else if (n == 2) {
+        CHECK(att_a.ended == 1 && att_a.status == 0 && att_a.code == 0, "A end %d %d %d", att_a.ended,
+              att_a.status, att_a.code);
+        CHECK(att_b.ended == 1 && att_b.code == 0 && !strcmp(att_b.out, "hello\nb2\n"), "B end %d [%s]",
+              att_b.ended, att_b.out);
+        CHECK(att_c.ended == 1 && att_d.ended == 0, "C/D end");
+        CHECK(att_t.ended == 0, "T got an end after detaching");
+        kx_podmgr_attacher *h = NULL;
+        CHECK(kx_podmgr_attach(pm, "default", "echo", "c", true, &fa_cb, &att_a, &h, &info, err, sizeof err) ==
+                  -EAGAIN, "attach after exit");
+        json_object *pods = kx_podmgr_pods_json(pm);
+        json_object *p = pod_by_name(pods, "ttyc");
+        CHECK(p && !strcmp(str_at(p, "status.phase"), "Succeeded"), "ttyc phase %s (stdinOnce EOF on a tty)",
+              str_at(p, "status.phase"));
+        json_object_put(pods);
+        char path[512];
+        kx_podmgr_log_path(pm, "default", "ttyc", "c", false, path, sizeof path);
+        const char *log = slurp(path);
+        CHECK(log && strstr(log, "cat-done"), "ttyc log: %s", log ? log : "");
+    }
+}
+
 static void check_running_state(void)
 {
     json_object *pods = kx_podmgr_pods_json(pm);
@@ -175,7 +303,7 @@ static void check_running_state(void)
           "noexec message %s", str_at(p, "status.containerStatuses.0.state.terminated.message"));
     p = pod_by_name(pods, "tty");
     CHECK(p && !strcmp(str_at(p, "status.phase"), "Succeeded"), "tty phase %s", str_at(p, "status.phase"));
-    CHECK(json_object_array_length(pods) == 7, "pod count %zu", json_object_array_length(pods));
+    CHECK(json_object_array_length(pods) == 9, "pod count %zu", json_object_array_length(pods));
     json_object_put(pods);
 
     kx_container_ref ref;
@@ -224,6 +352,8 @@ static void check_running_state(void)
 static void on_step(uv_timer_t *)
 {
     step++;
+    if (step >= 2 && step <= 4)
+        attach_step(step - 2);
     if (step == 9) {   // 4.5 s
         check_running_state();
         // Remove one pod, change another.
@@ -290,6 +420,12 @@ int main(void)
                          "  containers: [{name: c, image: busybox, tty: true, stdin: true,\n"
                          "    command: [sh, -c, 'echo hi-tty $TERM; [ -t 0 ] && [ -t 1 ]']}]\n");
     put_file("ignored.txt", "not a manifest");
+    put_file("echo.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: echo}\nspec:\n  restartPolicy: Never\n"
+                          "  containers: [{name: c, image: busybox, stdin: true, stdinOnce: true, command: [cat]}]\n");
+    put_file("ttyc.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: ttyc}\nspec:\n  restartPolicy: Never\n"
+                          "  containers: [{name: c, image: busybox, tty: true, stdin: true, stdinOnce: true,\n"
+                          "    command: [sh, -c, 'read x; stty size; echo got $x; cat; echo cat-done']}]\n");
+    signal(SIGPIPE, SIG_IGN);
 
     // libuv keeps one process-wide pipe for signal handling once any signal
     // handle was used; create it now so it is not counted as a leak.

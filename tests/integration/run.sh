@@ -47,6 +47,14 @@ timeout --foreground -k 60 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_exec.sh" 2>&1
 		grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$' | tee "$log"
 	)
 rc=${PIPESTATUS[0]}
+# The other streaming subresources (transport, attach, logs, port-forward, cp,
+# client-node), counted the same way.
+timeout --foreground -k 60 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_stream.sh" 2>&1 |
+	(
+		trap '' INT TERM
+		grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$' | tee -a "$log"
+	)
+rc_stream=${PIPESTATUS[0]}
 
 # The runtime and pod-manager smoke tests (real namespaces, mounts, cgroups,
 # restarts, bad manifests) and `make demo`'s script, each one check.
@@ -70,6 +78,10 @@ passed=$(grep -c '^ok ' "$log")
 failed=$(grep -c '^not ok ' "$log")
 if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
 	echo "not ok - test_exec.sh exited with status $rc without reporting a failure"
+	failed=1
+fi
+if [ "$rc_stream" != 0 ] && [ "$failed" = 0 ]; then
+	echo "not ok - test_stream.sh exited with status $rc_stream without reporting a failure"
 	failed=1
 fi
 if [ "$passed" = 0 ] && [ "$failed" = 0 ]; then

@@ -1,0 +1,248 @@
+#!/bin/bash
+# test_portforward.sh — `kubectl port-forward` acceptance checks (protocol.md §5,
+# checklist items 33-37 and 50) with every kubectl version from kubectl-versions.sh,
+# plus 1.33 forced onto SPDY (KUBECTL_PORT_FORWARD_WEBSOCKETS=false), against one
+# real kubexec-apiserver + kubexec-node on loopback.
+#
+# A pod `web` runs `busybox httpd -f -p 8080 -h /www`; every variant keeps one
+# `kubectl port-forward pod/web L:8080 L2:8081` (8081 is closed) and checks:
+#   transport   SPDY (POST) for <= 1.30 and the forced variant, the WebSocket
+#               tunnel (GET, SPDY/3.1+portforward.k8s.io) for >= 1.31
+#   big         a PF_BIG_MB (default 100) MB file arrives with the same sha256
+#   concurrent  PF_CONC (default 20) parallel downloads all complete intact
+#   idle        after PF_IDLE_S (default 70) s without traffic the forward serves
+#   closed port curl through L2 fails; kubectl reports the node's error; <= 1.30
+#               keep forwarding (next request on L works), >= 1.31 exit with
+#               `lost connection to pod` (upstream behaviour)
+# then: a hostNetwork pod is reachable through port-forward, and the node has no
+# more open fds than before the forwards once every kubectl is gone.
+#
+# Needs root, busybox-static, curl. KUBEXEC_BUILD=build tests/integration/test_portforward.sh
+# KUBEXEC_KUBECTL_VERSIONS="1.29 1.33" limits the versions; KX_KEEP=1 keeps logs.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$HERE/lib.sh"
+
+PF_BIG_MB=${PF_BIG_MB:-100}
+PF_CONC=${PF_CONC:-20}
+PF_IDLE_S=${PF_IDLE_S:-70}
+
+summary() {
+	echo "$KX_PASSED passed, $KX_FAILED failed"
+	[ "$KX_FAILED" -eq 0 ]
+}
+
+PF_PIDS=()
+MAIN_PID=$BASHPID
+on_exit() {
+	local rc=$? p
+	[ "$BASHPID" = "$MAIN_PID" ] || exit $rc
+	trap '' INT TERM PIPE
+	for p in "${PF_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	if [ -n "$KX_TMP" ]; then
+		fail "run completed" "interrupted or aborted (exit status $rc); stopping the cluster"
+		stop_cluster
+		summary
+		exit 1
+	fi
+	exit $rc
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+command -v curl >/dev/null || { fail "curl is installed"; summary; exit 1; }
+
+VERSIONS=$("$HERE/kubectl-versions.sh") || { fail "kubectl versions available"; summary; exit 1; }
+
+if ! start_cluster; then
+	fail "cluster starts"
+	stop_cluster
+	summary
+	exit 1
+fi
+
+# ---------------------------------------------------------------- the web pods
+WWW=$KX_TMP/images/busybox/www
+mkdir -p "$WWW"
+echo hello-from-web >"$WWW/index.html"
+head -c $((PF_BIG_MB * 1024 * 1024)) /dev/urandom >"$WWW/big"
+head -c $((4 * 1024 * 1024)) /dev/urandom >"$WWW/mid"
+BIG_SHA=$(sha256sum <"$WWW/big" | cut -d' ' -f1)
+MID_SHA=$(sha256sum <"$WWW/mid" | cut -d' ' -f1)
+HOSTNET_PORT=$((30000 + RANDOM % 20000))
+cat >"$KX_TMP/manifests/web.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: httpd
+    image: busybox
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+EOF
+cat >"$KX_TMP/manifests/hweb.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hweb
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: httpd
+    image: busybox
+    command: ["httpd", "-f", "-p", "127.0.0.1:$HOSTNET_PORT", "-h", "/www"]
+EOF
+read -r V0 B0 <<<"$(head -n1 <<<"$VERSIONS")"
+use_kubectl "$V0" "$B0"
+end=$((SECONDS + 30))
+while :; do
+	a=$(kc get pod web -o 'jsonpath={.status.phase}' 2>/dev/null)
+	b=$(kc get pod hweb -o 'jsonpath={.status.phase}' 2>/dev/null)
+	[ "$a" = Running ] && [ "$b" = Running ] && break
+	[ "$SECONDS" -ge "$end" ] && break
+	sleep 0.5
+done
+result "pods web and hweb are Running" "$([ "$a" = Running ] && [ "$b" = Running ]; echo $?)" "web=$a hweb=$b"
+sleep 1
+fd_list() { find "/proc/$KX_NODE_PID/fd" -mindepth 1 -printf '%f -> %l\n' 2>/dev/null | sort; }
+FD_BEFORE=$(kx_fd_count "$KX_NODE_PID")
+fd_list >"$KX_TMP/fd.before"
+
+# ---------------------------------------------------------------- the forwards
+# Variants: "label minor bin env".
+VARIANTS=()
+while read -r v bin; do
+	VARIANTS+=("$v ${v#1.} $bin -")
+done <<<"$VERSIONS"
+last=$(tail -n1 <<<"$VERSIONS")
+VARIANTS+=("${last%% *}-spdy 0 ${last#* } KUBECTL_PORT_FORWARD_WEBSOCKETS=false")
+
+BASE=$((20000 + RANDOM % 20000))
+declare -A LPORT CPORT LOG PID
+i=0
+for var in "${VARIANTS[@]}"; do
+	read -r label minor bin envv <<<"$var"
+	use_kubectl "$label" "$bin"
+	LPORT[$label]=$((BASE + 2 * i))
+	CPORT[$label]=$((BASE + 2 * i + 1))
+	LOG[$label]=$KX_TMP/pf-$label.log
+	i=$((i + 1))
+	[ "$envv" = - ] && envv=KX_PF_NOENV=1
+	# Not through kc: the idle phase needs more than KX_KC_TIMEOUT, and -v=6
+	# shows which upgrade kubectl made.
+	timeout -k 5 900 env HOME="$KX_KHOME" KUBECONFIG="$KUBECONFIG" "$envv" \
+		"$bin" --cache-dir "$KX_KHOME/.kube/cache" -v=6 \
+		port-forward pod/web "${LPORT[$label]}:8080" "${CPORT[$label]}:8081" \
+		</dev/null >"${LOG[$label]}" 2>&1 &
+	PID[$label]=$!
+	PF_PIDS+=("$!")
+done
+
+wait_forwarding() { # LABEL
+	local end=$((SECONDS + 20))
+	while ! grep -q "Forwarding from 127.0.0.1:${LPORT[$1]} " "${LOG[$1]}"; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.2
+	done
+}
+
+fetch_sha() { # PORT PATH
+	curl -sS --max-time 120 "http://127.0.0.1:$1/$2" | sha256sum | cut -d' ' -f1
+}
+
+for var in "${VARIANTS[@]}"; do
+	read -r label minor bin envv <<<"$var"
+	wait_forwarding "$label"
+	result "[$label] port-forward starts" $? "$(grep -v round_trippers "${LOG[$label]}" | tail -n 5)"
+	# -v=6 shows the upgrade: the tunnel dialer names what it negotiated.
+	if [ "$minor" -ge 31 ]; then
+		grep -q 'tunneling_dialer.*negotiated protocol: portforward.k8s.io' "${LOG[$label]}"
+		result "[$label] uses the WebSocket tunnel" $? "$(grep -i portforward "${LOG[$label]}" | tail -n 3)"
+	else
+		! grep -q 'tunneling_dialer' "${LOG[$label]}" &&
+			grep -Eq 'POST.*portforward.*101|verb="POST".*portforward.*101' "${LOG[$label]}"
+		result "[$label] uses SPDY" $? "$(grep -i portforward "${LOG[$label]}" | tail -n 3)"
+	fi
+	got=$(fetch_sha "${LPORT[$label]}" big)
+	result "[$label] ${PF_BIG_MB} MB download has the same sha256" "$([ "$got" = "$BIG_SHA" ]; echo $?)" \
+		"got $got want $BIG_SHA"
+	cpids=()
+	for j in $(seq "$PF_CONC"); do
+		fetch_sha "${LPORT[$label]}" mid >"$KX_TMP/conc-$label-$j" &
+		cpids+=("$!")
+	done
+	for p in "${cpids[@]}"; do wait "$p"; done
+	bad=0
+	for j in $(seq "$PF_CONC"); do
+		[ "$(cat "$KX_TMP/conc-$label-$j")" = "$MID_SHA" ] || bad=$((bad + 1))
+	done
+	result "[$label] $PF_CONC concurrent downloads complete intact" "$bad" "$bad of $PF_CONC wrong"
+done
+
+kx_log "idle for ${PF_IDLE_S}s"
+sleep "$PF_IDLE_S"
+
+for var in "${VARIANTS[@]}"; do
+	read -r label minor bin envv <<<"$var"
+	got=$(curl -sS --max-time 20 "http://127.0.0.1:${LPORT[$label]}/index.html" 2>&1)
+	result "[$label] serves after ${PF_IDLE_S}s idle" "$([ "$got" = hello-from-web ]; echo $?)" "got: $got"
+done
+
+for var in "${VARIANTS[@]}"; do
+	read -r label minor bin envv <<<"$var"
+	cst=0
+	curl -s --max-time 20 "http://127.0.0.1:${CPORT[$label]}/" >/dev/null || cst=1
+	result "[$label] a closed pod port fails the local connection" "$((1 - cst))"
+	end=$((SECONDS + 10))
+	while ! grep -q 'error forwarding port 8081' "${LOG[$label]}" && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
+	grep -q 'error forwarding port 8081 to pod web' "${LOG[$label]}"
+	result "[$label] kubectl shows the node's error" $? "$(grep -v round_trippers "${LOG[$label]}" | tail -n 4)"
+	if [ "$minor" -ge 27 ] || [ "$label" != "${label%-spdy}" ]; then
+		# Newer clients (seen: 1.27 and later; 1.20 does not) end the session on
+		# any error-stream text, on either transport.
+		st=0
+		kx_wait_exit "${PID[$label]}" 15 || st=1
+		grep -q 'lost connection to pod' "${LOG[$label]}" || st=1
+		result "[$label] kubectl exits with 'lost connection to pod'" "$st" \
+			"$(grep -v round_trippers "${LOG[$label]}" | tail -n 3)"
+	else
+		got=$(curl -sS --max-time 20 "http://127.0.0.1:${LPORT[$label]}/index.html" 2>&1)
+		result "[$label] the next connection to the open port works" "$([ "$got" = hello-from-web ]; echo $?)" "got: $got"
+	fi
+done
+
+# ---------------------------------------------------------------- hostNetwork
+use_kubectl "$V0" "$B0"
+HL=$((BASE + 2 * i + 10))
+kc port-forward pod/hweb "$HL:$HOSTNET_PORT" </dev/null >"$KX_TMP/pf-hweb.log" 2>&1 &
+HPID=$!
+PF_PIDS+=("$HPID")
+end=$((SECONDS + 20))
+while ! grep -q "Forwarding from 127.0.0.1:$HL " "$KX_TMP/pf-hweb.log" && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
+got=$(curl -sS --max-time 20 "http://127.0.0.1:$HL/index.html" 2>&1)
+result "[$V0] hostNetwork pod reachable through port-forward" "$([ "$got" = hello-from-web ]; echo $?)" "got: $got"
+
+# ---------------------------------------------------------------- leaks
+for p in "${PF_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+for p in "${PF_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+PF_PIDS=()
+end=$((SECONDS + 15))
+while :; do
+	FD_AFTER=$(kx_fd_count "$KX_NODE_PID")
+	[ "$FD_AFTER" -le "$FD_BEFORE" ] && break
+	[ "$SECONDS" -ge "$end" ] && break
+	sleep 0.5
+done
+result "no fd leak on the node (before $FD_BEFORE, after $FD_AFTER)" "$([ "$FD_AFTER" -le "$FD_BEFORE" ]; echo $?)" \
+	"$(fd_list | diff "$KX_TMP/fd.before" - | tail -n 10)" \
+	"$(for ino in $(fd_list | diff "$KX_TMP/fd.before" - | sed -n 's/.*socket:\[\([0-9]*\)\]/\1/p'); do
+		grep -h " $ino " "/proc/$KX_NODE_PID/net/tcp" "/proc/$KX_NODE_PID/net/tcp6" || echo "socket $ino: not a TCP socket of the node's netns"
+	done)"
+
+stop_cluster
+summary
