@@ -385,6 +385,40 @@ for line in "${vlines[@]}"; do
 	t_concurrent "$ver"
 	t_sigkill "$ver" "$((1234000 + vi))"
 done
+# kubectl >= 1.30 took the WebSocket path above; run every check again with
+# KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, which must go over SPDY, and check
+# the transport through the API server's /metrics upgrade counters.
+upgrades() { # prints "SPDY WEBSOCKET"
+	kc get --raw /metrics </dev/null 2>/dev/null | awk '
+		/^kubexec_apiserver_upgrades_total\{transport="spdy"\}/ { s = $2 }
+		/^kubexec_apiserver_upgrades_total\{transport="websocket"\}/ { w = $2 }
+		END { print s + 0, w + 0 }'
+}
+for line in "${vlines[@]}"; do
+	ver=${line%% *}
+	case $ver in 1.1* | 1.2*) continue ;; esac
+	use_kubectl "$ver-spdy" "${line#* }"
+	vi=$((vi + 1))
+	read -r s0 w0 <<<"$(upgrades)"
+	export KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false
+	tag="$ver, KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false"
+	t_echo "$tag"
+	t_exit42 "$tag"
+	t_big "$tag"
+	t_stdin "$tag"
+	t_errors "$tag"
+	t_tty "$tag"
+	t_resize "$tag"
+	t_container "$tag"
+	t_concurrent "$tag"
+	t_sigkill "$tag" "$((1234000 + vi))"
+	unset KUBECTL_REMOTE_COMMAND_WEBSOCKETS
+	read -r s1 w1 <<<"$(upgrades)"
+	result "[$tag] all of the above went over SPDY (/metrics: spdy +$((s1 - s0)), websocket +$((w1 - w0)))" \
+		"$([ "$((w1 - w0))" = 0 ] && [ "$((s1 - s0))" -ge 50 ]; echo $?)" \
+		"upgrades counted by the API server: spdy $s0 -> $s1, websocket $w0 -> $w1"
+done
+
 t_notready "$ver"
 
 stop_cluster
