@@ -56,6 +56,15 @@ timeout --foreground -k 60 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_stream.sh" 2>
 	)
 rc_stream=${PIPESTATUS[0]}
 
+# attach in depth: several attachers, detaching, stdinOnce, a tty shell that
+# survives its client, slow attachers.
+timeout --foreground -k 60 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_attach.sh" 2>&1 |
+	(
+		trap '' INT TERM
+		grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$' | tee -a "$log"
+	)
+rc_attach=${PIPESTATUS[0]}
+
 # The runtime and pod-manager smoke tests (real namespaces, mounts, cgroups,
 # restarts, bad manifests) and `make demo`'s script, each one check.
 extra() {
@@ -82,6 +91,10 @@ if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
 fi
 if [ "$rc_stream" != 0 ] && [ "$failed" = 0 ]; then
 	echo "not ok - test_stream.sh exited with status $rc_stream without reporting a failure"
+	failed=1
+fi
+if [ "$rc_attach" != 0 ] && [ "$failed" = 0 ]; then
+	echo "not ok - test_attach.sh exited with status $rc_attach without reporting a failure"
 	failed=1
 fi
 if [ "$passed" = 0 ] && [ "$failed" = 0 ]; then
