@@ -65,6 +65,15 @@ timeout --foreground -k 60 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_attach.sh" 2>
 	)
 rc_attach=${PIPESTATUS[0]}
 
+# port-forward in depth: every transport (SPDY, the WebSocket tunnel, forced
+# SPDY), hostNetwork pods, and a raw SPDY probe for the stream rules.
+timeout --foreground -k 60 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_portforward.sh" 2>&1 |
+	(
+		trap '' INT TERM
+		grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$' | tee -a "$log"
+	)
+rc_pf=${PIPESTATUS[0]}
+
 # The runtime and pod-manager smoke tests (real namespaces, mounts, cgroups,
 # restarts, bad manifests) and `make demo`'s script, each one check.
 extra() {
@@ -95,6 +104,10 @@ if [ "$rc_stream" != 0 ] && [ "$failed" = 0 ]; then
 fi
 if [ "$rc_attach" != 0 ] && [ "$failed" = 0 ]; then
 	echo "not ok - test_attach.sh exited with status $rc_attach without reporting a failure"
+	failed=1
+fi
+if [ "$rc_pf" != 0 ] && [ "$failed" = 0 ]; then
+	echo "not ok - test_portforward.sh exited with status $rc_pf without reporting a failure"
 	failed=1
 fi
 if [ "$passed" = 0 ] && [ "$failed" = 0 ]; then

@@ -17,7 +17,10 @@
 # then: a hostNetwork pod is reachable through port-forward, and the node has no
 # more open fds than before the forwards once every kubectl is gone.
 #
-# Needs root, busybox-static, curl. KUBEXEC_BUILD=build tests/integration/test_portforward.sh
+# pf_spdy_probe.py (python3) runs meanwhile: the stream rules kubectl never
+# exercises (bad headers, old-client pairing, duplicates, 30 s pair timeout).
+#
+# Needs root, busybox-static, curl, python3. KUBEXEC_BUILD=build tests/integration/test_portforward.sh
 # KUBEXEC_KUBECTL_VERSIONS="1.29 1.33" limits the versions; KX_KEEP=1 keeps logs.
 set -uo pipefail
 
@@ -184,8 +187,22 @@ for var in "${VARIANTS[@]}"; do
 	result "[$label] $PF_CONC concurrent downloads complete intact" "$bad" "$bad of $PF_CONC wrong"
 done
 
+# The stream rules kubectl never exercises (bad headers, old-client pairing,
+# duplicates, the 30 s pair timeout) with a hand-made SPDY client, during the idle time.
+python3 "$HERE/pf_spdy_probe.py" "$KUBECONFIG" web 8080 >"$KX_TMP/probe.out" 2>&1 &
+PROBE=$!
 kx_log "idle for ${PF_IDLE_S}s"
 sleep "$PF_IDLE_S"
+wait "$PROBE"
+probe_rc=$?
+while IFS= read -r line; do
+	case $line in
+	"ok - "*) ok "[probe] ${line#ok - }" ;;
+	"not ok - "*) fail "[probe] ${line#not ok - }" ;;
+	"#"*) printf '%s\n' "$line" ;;
+	esac
+done <"$KX_TMP/probe.out"
+grep -q '^ok - ' "$KX_TMP/probe.out" || fail "[probe] runs" "exit $probe_rc: $(tail -n 5 "$KX_TMP/probe.out")"
 
 for var in "${VARIANTS[@]}"; do
 	read -r label minor bin envv <<<"$var"
@@ -219,11 +236,13 @@ done
 # ---------------------------------------------------------------- hostNetwork
 use_kubectl "$V0" "$B0"
 HL=$((BASE + 2 * i + 10))
-kc port-forward pod/hweb "$HL:$HOSTNET_PORT" </dev/null >"$KX_TMP/pf-hweb.log" 2>&1 &
+# timeout directly (not kc, a shell function): killing $! must reach kubectl.
+timeout -k 5 300 env HOME="$KX_KHOME" KUBECONFIG="$KUBECONFIG" "$B0" --cache-dir "$KX_KHOME/.kube/cache" \
+	port-forward pod/hweb "$HL:$HOSTNET_PORT" </dev/null >"$KX_TMP/pf-hweb.log" 2>&1 &
 HPID=$!
 PF_PIDS+=("$HPID")
 end=$((SECONDS + 20))
-while ! grep -q "Forwarding from 127.0.0.1:$HL " "$KX_TMP/pf-hweb.log" && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
+while ! grep -qs "Forwarding from 127.0.0.1:$HL " "$KX_TMP/pf-hweb.log" && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
 got=$(curl -sS --max-time 20 "http://127.0.0.1:$HL/index.html" 2>&1)
 result "[$V0] hostNetwork pod reachable through port-forward" "$([ "$got" = hello-from-web ]; echo $?)" "got: $got"
 
