@@ -2,7 +2,7 @@
 # 10_latency.sh - exec latency through kubexec-apiserver + kubexec-node.
 #   RUNS=30 (hyperfine runs per row), N=200 (spdyexec.py execs per row)
 # Rows: kubectl start-up alone, `get pod`, `exec demo -- true` for kubectl
-# 1.33 (WebSocket first, refused, then SPDY), 1.33 forced to SPDY, 1.27
+# 1.33 (WebSocket v5), 1.33 forced to SPDY, 1.27
 # (SPDY only); then the same exec without kubectl (bench/spdyexec.py, one new
 # TLS connection per exec) straight to the node and through the API server,
 # with the daemons' CPU per exec from /proc/PID/stat.
@@ -20,7 +20,7 @@ wait_quiet
 hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$out" \
 	-n "kubectl 1.33 version --client" "$KC133 $KCF version --client" \
 	-n "kubectl 1.33 get pod demo -o name" "$KC133 $KCF --cache-dir=$T/kcache-1.33 get pod demo -o name" \
-	-n "kubectl 1.33 exec demo -- true (WS refused, SPDY)" "$KC133 $KCF --cache-dir=$T/kcache-1.33 exec demo -- true" \
+	-n "kubectl 1.33 exec demo -- true (WebSocket v5)" "$KC133 $KCF --cache-dir=$T/kcache-1.33 exec demo -- true" \
 	-n "kubectl 1.33 exec demo -- true (SPDY forced, via env)" "env KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false $KC133 $KCF --cache-dir=$T/kcache-1.33 exec demo -- true" \
 	-n "kubectl 1.27 exec demo -- true (SPDY)" "$KC127 $KCF --cache-dir=$T/kcache-1.27 exec demo -- true" \
 	>/dev/null 2>&1 || die "hyperfine failed"

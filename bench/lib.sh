@@ -152,3 +152,10 @@ descendants() {
 	kids=$(ps -e -o pid=,ppid= | awk -v p="$1" '$2 == p { print $1 }')
 	for k in $kids; do echo "$k"; descendants "$k"; done
 }
+
+# tree_mem PID : "RSS PSS USS NPROC" summed over PID and all its descendants.
+tree_mem() {
+	local p
+	{ mem_kib "$1"; for p in $(descendants "$1"); do mem_kib "$p" 2>/dev/null; done; } |
+		awk '{r+=$1; p+=$2; u+=$3; n++} END{print r, p, u, n}'
+}
