@@ -168,11 +168,18 @@ def pump(pat, t):
     return True
 ok = pump(rb"try pressing enter", 30)
 time.sleep(0.5)
+# None in a step means: resize the local terminal first (kubectl's SIGWINCH
+# handler sends the new size over the resize stream).
 steps = [(b"echo $((6*7))x\r", rb"42x"), (b"stty size\r", rb"%d %d" % (rows, cols)),
-         (b"tty\r", rb"/dev/pts/\d+")]
+         (b"tty\r", rb"/dev/pts/\d+"),
+         (None, None), (b"stty size\r", rb"%d %d" % (rows + 7, cols + 11))]
 for send, want in steps:
     if not ok:
         break
+    if send is None:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows + 7, cols + 11, 0, 0))
+        time.sleep(0.5)
+        continue
     os.write(fd, send)
     ok = pump(want, 10)
     if not ok:
@@ -233,7 +240,7 @@ t_tty() {
 		env HOME="$KX_KHOME" KUBECONFIG="$KUBECONFIG" "$KX_KBIN" \
 		--cache-dir "$KX_KHOME/.kube/cache" attach -it ttysh 2>&1)
 	st=$?
-	result "[$1] attach -it ttysh under a 33x97 pty: commands run, size applied, /dev/pts/N" "$st" \
+	result "[$1] attach -it ttysh under a 33x97 pty: commands run, size applied, /dev/pts/N, a local resize (40x108) reaches the shell" "$st" \
 		"helper exit $st; output: $(printf '%s' "$out" | head -c 600 | cat -v)"
 	kcr get pod ttysh -o 'jsonpath={.status.containerStatuses[0].restartCount} {.status.phase}' </dev/null
 	result "[$1] the shell survives the attacher's SIGKILL" \
