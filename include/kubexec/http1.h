@@ -186,3 +186,7 @@ int kx_http_format_response(char *out, size_t cap, int status, const kx_http_hea
 // control characters.
 int kx_http_format_request(char *out, size_t cap, const char *method, const char *target,
                            const kx_http_header *h, size_t n, int64_t content_length);
+
+// Splits "host:port" or "[v6]:port" (port 0..65535, host non-empty) as given
+// to --listen flags. Returns 0 or -EINVAL.
+int kx_hostport_split(const char *s, char *host, size_t hostcap, int *port);

@@ -21,6 +21,22 @@ inline constexpr size_t KX_RC_MAX_RESIZE_JSON = 4096;
 // cuts a long errmsg (at any byte, not at a UTF-8 boundary) until it fits.
 inline constexpr size_t KX_RC_MAX_STATUS = 4096;
 
+// The resize stream's parser (both transports): a stream of JSON objects
+// {"Width":W,"Height":H} (keys case-insensitive, as Go decodes them), newline
+// separated, split or merged across frames/messages in any way. Malformed
+// objects, zero sizes and values over 65535 are ignored; an object longer
+// than KX_RC_MAX_RESIZE_JSON is dropped up to the next newline. Embeddable;
+// zero-initialise it.
+struct kx_rc_resize_parser {
+    bool skip;                          // dropping bytes up to the next '\n'
+    size_t len;
+    char buf[KX_RC_MAX_RESIZE_JSON];
+};
+typedef void (*kx_rc_resize_cb)(void *user, uint16_t cols, uint16_t rows);
+// Feeds bytes; calls cb (may be null) once per complete valid object.
+void kx_rc_resize_feed(kx_rc_resize_parser *r, const uint8_t *p, size_t n, kx_rc_resize_cb cb,
+                       void *user);
+
 // Negotiation (protocol.md §2.1): `offers` are the raw values of every
 // X-Stream-Protocol-Version header line (each may hold a comma-separated
 // list; spaces and tabs around tokens are trimmed; null entries are skipped).

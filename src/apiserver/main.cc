@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "bootstrap.h"
+#include "kubexec/http1.h"
 #include "kubexec/tls.h"
 #include "server.h"
 
@@ -32,33 +33,6 @@ static kx_apiserver g_srv;
 static uv_signal_t g_sigint, g_sigterm;
 static uv_timer_t g_tick;
 
-// Splits "host:port" / "[v6]:port". Returns 0 or -EINVAL.
-int kx_split_hostport(const char *s, char *host, size_t hostcap, int *port)
-{
-    const char *colon;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || end[1] != ':')
-            return -EINVAL;
-        if ((size_t)(end - s - 1) >= hostcap)
-            return -EINVAL;
-        memcpy(host, s + 1, (size_t)(end - s - 1));
-        host[end - s - 1] = 0;
-        colon = end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon || (size_t)(colon - s) >= hostcap)
-            return -EINVAL;
-        memcpy(host, s, (size_t)(colon - s));
-        host[colon - s] = 0;
-    }
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || p < 0 || p > 65535 || !host[0])
-        return -EINVAL;
-    *port = (int)p;
-    return 0;
-}
 
 static void on_tick(uv_timer_t *)
 {
@@ -128,7 +102,7 @@ int main(int argc, char **argv)
     }
     char host[256];
     int port;
-    if (kx_split_hostport(listen, host, sizeof host, &port) < 0) {
+    if (kx_hostport_split(listen, host, sizeof host, &port) < 0) {
         fprintf(stderr, "kubexec-apiserver: invalid --listen %s (want ADDR:PORT)\n", listen);
         return 2;
     }

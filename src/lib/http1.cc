@@ -19,6 +19,7 @@
 #include <http_parser.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -740,4 +741,29 @@ int kx_http_format_request(char *out, size_t cap, const char *method, const char
     ob_str(&o, target);
     ob_str(&o, " HTTP/1.1\r\n");
     return finish_head(&o, h, n, content_length);
+}
+
+int kx_hostport_split(const char *s, char *host, size_t hostcap, int *port)
+{
+    const char *colon;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end[1] != ':' || (size_t)(end - s - 1) >= hostcap)
+            return -EINVAL;
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = 0;
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= hostcap)
+            return -EINVAL;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = 0;
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || p < 0 || p > 65535 || !host[0])
+        return -EINVAL;
+    *port = (int)p;
+    return 0;
 }

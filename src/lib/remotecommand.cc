@@ -41,9 +41,7 @@ struct kx_rc_session {
     bool peer_goaway;
     bool eof_pending, eof_done;
     kx_buf early;            // stdin received before on_ready
-    bool resize_skip;        // discarding an oversize/malformed object up to '\n'
-    size_t resize_len;
-    char resize[KX_RC_MAX_RESIZE_JSON];
+    kx_rc_resize_parser resize;
 };
 
 // ---- Negotiation ----------------------------------------------------------------
@@ -197,9 +195,14 @@ static void on_stream(void *user, uint32_t id, const kx_spdy_nv *nv, size_t n, b
         become_ready(s);
 }
 
+// --- resize events ----------------------------------------------------------
+// A stream of JSON objects {"Width":W,"Height":H}, newline separated, split
+// or merged across frames in any way. Shared with the WebSocket channel
+// transport (wschannel.cc).
+
 // One complete JSON object; bad ones are ignored (Go's decoder would error
 // on them and the kubelet drops the event).
-static void resize_object(kx_rc_session *s, const char *p, size_t n)
+static void resize_object(const char *p, size_t n, kx_rc_resize_cb cb, void *user)
 {
     json_tokener *tok = json_tokener_new();
     if (!tok)
@@ -227,8 +230,8 @@ static void resize_object(kx_rc_session *s, const char *p, size_t n)
     if (obj)
         json_object_put(obj);
     json_tokener_free(tok);
-    if (ok && w > 0 && h > 0 && s->cb.on_resize)
-        s->cb.on_resize(s->user, (uint16_t)w, (uint16_t)h);
+    if (ok && w > 0 && h > 0 && cb)
+        cb(user, (uint16_t)w, (uint16_t)h);
 }
 
 // Length of the complete object at the start of buf (buf[0] == '{'), or 0.
@@ -257,55 +260,61 @@ static size_t object_end(const char *buf, size_t n)
     return 0;
 }
 
-static void resize_drain(kx_rc_session *s)
+static void resize_drain(kx_rc_resize_parser *r, kx_rc_resize_cb cb, void *user)
 {
     size_t off = 0;
     for (;;) {
-        if (s->resize_skip) {
-            const char *nl = (const char *)memchr(s->resize + off, '\n', s->resize_len - off);
+        if (r->skip) {
+            const char *nl = (const char *)memchr(r->buf + off, '\n', r->len - off);
             if (!nl) {
-                off = s->resize_len;
+                off = r->len;
                 break;
             }
-            off = (size_t)(nl - s->resize) + 1;
-            s->resize_skip = false;
+            off = (size_t)(nl - r->buf) + 1;
+            r->skip = false;
         }
-        while (off < s->resize_len && (is_space(s->resize[off]) || s->resize[off] == '\n' || s->resize[off] == '\r'))
+        while (off < r->len && (is_space(r->buf[off]) || r->buf[off] == '\n' || r->buf[off] == '\r'))
             off++;
-        if (off == s->resize_len)
+        if (off == r->len)
             break;
-        if (s->resize[off] != '{') {
-            s->resize_skip = true;
+        if (r->buf[off] != '{') {
+            r->skip = true;
             continue;
         }
-        size_t e = object_end(s->resize + off, s->resize_len - off);
+        size_t e = object_end(r->buf + off, r->len - off);
         if (e == 0) {
-            if (off == 0 && s->resize_len == sizeof s->resize) {
+            if (off == 0 && r->len == sizeof r->buf) {
                 // An object longer than the bound: drop it up to the next newline.
-                s->resize_skip = true;
-                off = s->resize_len;
+                r->skip = true;
+                off = r->len;
             }
             break;
         }
-        resize_object(s, s->resize + off, e);
+        resize_object(r->buf + off, e, cb, user);
         off += e;
     }
-    memmove(s->resize, s->resize + off, s->resize_len - off);
-    s->resize_len -= off;
+    memmove(r->buf, r->buf + off, r->len - off);
+    r->len -= off;
+}
+
+void kx_rc_resize_feed(kx_rc_resize_parser *r, const uint8_t *p, size_t n, kx_rc_resize_cb cb,
+                       void *user)
+{
+    while (n) {
+        size_t take = sizeof r->buf - r->len;
+        if (take > n)
+            take = n;
+        memcpy(r->buf + r->len, p, take);
+        r->len += take;
+        p += take;
+        n -= take;
+        resize_drain(r, cb, user);
+    }
 }
 
 static void on_resize_bytes(kx_rc_session *s, const uint8_t *p, size_t n)
 {
-    while (n) {
-        size_t take = sizeof s->resize - s->resize_len;
-        if (take > n)
-            take = n;
-        memcpy(s->resize + s->resize_len, p, take);
-        s->resize_len += take;
-        p += take;
-        n -= take;
-        resize_drain(s);
-    }
+    kx_rc_resize_feed(&s->resize, p, n, s->cb.on_resize, s->user);
 }
 
 static void on_data(void *user, uint32_t id, const uint8_t *p, size_t n)

@@ -3,12 +3,10 @@
 #include "kubexec/wschannel.h"
 
 #include <errno.h>
-#include <json-c/json.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "kubexec/util.h"
 #include "kubexec/ws.h"
@@ -26,9 +24,7 @@ struct kx_wsch_session {
     bool eof_delivered;
     kx_buf early;            // stdin before start
     kx_buf scratch;          // base64 in/out
-    bool resize_skip;        // discarding a bad/oversize object up to '\n'
-    size_t resize_len;
-    char resize[KX_RC_MAX_RESIZE_JSON];
+    kx_rc_resize_parser resize;
 };
 
 // ---- Negotiation -------------------------------------------------------------
@@ -192,116 +188,10 @@ static void set_err(kx_wsch_session *s, uint16_t code, int rc)
         s->err = r;
 }
 
-static void resize_object(kx_wsch_session *s, const char *p, size_t n)
-{
-    json_tokener *tok = json_tokener_new();
-    if (!tok)
-        return;
-    json_object *obj = json_tokener_parse_ex(tok, p, (int)n);
-    bool ok = obj && json_tokener_get_error(tok) == json_tokener_success &&
-              json_object_is_type(obj, json_type_object);
-    int64_t w = 0, h = 0;
-    if (ok) {
-        json_object_iterator it = json_object_iter_begin(obj), end = json_object_iter_end(obj);
-        for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
-            const char *k = json_object_iter_peek_name(&it);
-            json_object *v = json_object_iter_peek_value(&it);
-            int64_t *dst = strcasecmp(k, "width") == 0    ? &w
-                           : strcasecmp(k, "height") == 0 ? &h
-                                                          : nullptr;
-            if (!dst)
-                continue;
-            if (!json_object_is_type(v, json_type_int)) {
-                ok = false;
-                break;
-            }
-            *dst = json_object_get_int64(v);
-            if (*dst < 0 || *dst > 65535)
-                ok = false;
-        }
-    }
-    if (obj)
-        json_object_put(obj);
-    json_tokener_free(tok);
-    if (ok && w > 0 && h > 0 && s->cb.on_resize)
-        s->cb.on_resize(s->user, (uint16_t)w, (uint16_t)h);
-}
-
-// Length of the complete object at the start of buf (buf[0] == '{'), or 0.
-static size_t object_end(const char *buf, size_t n)
-{
-    int depth = 0;
-    bool str = false, esc = false;
-    for (size_t i = 0; i < n; i++) {
-        char c = buf[i];
-        if (str) {
-            if (esc)
-                esc = false;
-            else if (c == '\\')
-                esc = true;
-            else if (c == '"')
-                str = false;
-            continue;
-        }
-        if (c == '"')
-            str = true;
-        else if (c == '{' || c == '[')
-            depth++;
-        else if ((c == '}' || c == ']') && --depth == 0)
-            return i + 1;
-    }
-    return 0;
-}
-
-static void resize_drain(kx_wsch_session *s)
-{
-    size_t off = 0;
-    for (;;) {
-        if (s->resize_skip) {
-            const char *nl = (const char *)memchr(s->resize + off, '\n', s->resize_len - off);
-            if (!nl) {
-                off = s->resize_len;
-                break;
-            }
-            off = (size_t)(nl - s->resize) + 1;
-            s->resize_skip = false;
-        }
-        while (off < s->resize_len && (s->resize[off] == ' ' || s->resize[off] == '\t' ||
-                                       s->resize[off] == '\r' || s->resize[off] == '\n'))
-            off++;
-        if (off == s->resize_len)
-            break;
-        if (s->resize[off] != '{') {
-            s->resize_skip = true;
-            continue;
-        }
-        size_t e = object_end(s->resize + off, s->resize_len - off);
-        if (e == 0) {
-            if (off == 0 && s->resize_len == sizeof s->resize) {
-                s->resize_skip = true;   // longer than the bound: drop to '\n'
-                off = s->resize_len;
-            }
-            break;
-        }
-        resize_object(s, s->resize + off, e);
-        off += e;
-    }
-    memmove(s->resize, s->resize + off, s->resize_len - off);
-    s->resize_len -= off;
-}
-
+// Resize events: the same JSON stream as over SPDY (kx_rc_resize_feed).
 static void on_resize_bytes(kx_wsch_session *s, const uint8_t *p, size_t n)
 {
-    while (n) {
-        size_t take = sizeof s->resize - s->resize_len;
-        if (take > n)
-            take = n;
-        memcpy(s->resize + s->resize_len, p, take);
-        s->resize_len += take;
-        p += take;
-        n -= take;
-        resize_drain(s);
-    }
+    kx_rc_resize_feed(&s->resize, p, n, s->cb.on_resize, s->user);
 }
 
 static void deliver_eof(kx_wsch_session *s)

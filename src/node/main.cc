@@ -30,6 +30,7 @@
 #include "apiclient.h"
 #include "crilog.h"
 #include "kubexec/pki.h"
+#include "kubexec/http1.h"
 #include "kubexec/tls.h"
 #include "node.h"
 #include "reaper.h"
@@ -82,7 +83,6 @@ static char *g_last_pods;     // last pod JSON sent
 static bool g_report_busy, g_hb_busy, g_registered, g_stopping;
 static int g_exit_code;
 
-int kx_split_hostport(const char *s, char *host, size_t hostcap, int *port);
 
 static void nlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void nlog(const char *fmt, ...)
@@ -95,30 +95,6 @@ static void nlog(const char *fmt, ...)
     va_end(ap);
 }
 
-int kx_split_hostport(const char *s, char *host, size_t hostcap, int *port)
-{
-    const char *colon;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || end[1] != ':' || (size_t)(end - s - 1) >= hostcap)
-            return -EINVAL;
-        memcpy(host, s + 1, (size_t)(end - s - 1));
-        host[end - s - 1] = 0;
-        colon = end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon || (size_t)(colon - s) >= hostcap)
-            return -EINVAL;
-        memcpy(host, s, (size_t)(colon - s));
-        host[colon - s] = 0;
-    }
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || p < 0 || p > 65535 || !host[0])
-        return -EINVAL;
-    *port = (int)p;
-    return 0;
-}
 
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
@@ -611,7 +587,7 @@ static int parse_args(int argc, char **argv)
         fprintf(stderr, "kubexec-node: invalid --server %s (want https://HOST:PORT)\n", g_cfg.server);
         return 2;
     }
-    if (kx_split_hostport(g_cfg.listen, g_listen_host, sizeof g_listen_host, &g_listen_port) < 0) {
+    if (kx_hostport_split(g_cfg.listen, g_listen_host, sizeof g_listen_host, &g_listen_port) < 0) {
         fprintf(stderr, "kubexec-node: invalid --listen %s (want ADDR:PORT)\n", g_cfg.listen);
         return 2;
     }

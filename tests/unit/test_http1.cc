@@ -757,6 +757,26 @@ static void reasons_and_formatting(void **)
     assert_int_equal(kx_http_format_request(out, sizeof out, "", "/", nullptr, 0, -1), -EINVAL);
 }
 
+static void hostport_split(void **)
+{
+    char host[64];
+    int port = -1;
+    assert_int_equal(kx_hostport_split("127.0.0.1:6443", host, sizeof host, &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 6443);
+    assert_int_equal(kx_hostport_split("[::1]:0", host, sizeof host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 0);
+    assert_int_equal(kx_hostport_split("0.0.0.0:10250", host, sizeof host, &port), 0);
+    assert_int_equal(port, 10250);
+    const char *bad[] = {"6443", ":6443", "host:", "host:65536", "host:-1", "host:12x",
+                         "[::1]6443", "[::1", "[]:1"};
+    for (const char *b : bad)
+        assert_int_equal(kx_hostport_split(b, host, sizeof host, &port), -EINVAL);
+    char tiny[4];
+    assert_int_equal(kx_hostport_split("localhost:1", tiny, sizeof tiny, &port), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -779,6 +799,7 @@ int main(void)
         cmocka_unit_test(query_iteration),
         cmocka_unit_test(url_escape_like_go),
         cmocka_unit_test(reasons_and_formatting),
+        cmocka_unit_test(hostport_split),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
