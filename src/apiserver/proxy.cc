@@ -7,6 +7,7 @@
 // two connections byte for byte (the 101 head and anything read after it go
 // to the client first). Any other answer is relayed verbatim and both
 // connections are closed: bytes are never piped after a refused upgrade.
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct proxy {
     kx_buf client_early;     // client bytes that arrived before the 101
     kx_buf request;          // request head for the node
     bool node_complete;      // error answer fully read
+    bool counted;            // spliced: counted in srv->active_sessions
     int node_status;
 };
 
@@ -47,8 +49,12 @@ static void proxy_maybe_free(proxy *p)
     kx_buf_free(&p->node_bytes);
     kx_buf_free(&p->client_early);
     kx_buf_free(&p->request);
-    if (p->state == P_SPLICE || p->state == P_DONE)
-        p->srv->active_sessions--;
+    if (p->counted && --p->srv->active_sessions == 0) {
+        free(p);
+        // Idle again after a burst of sessions: return the freed pages.
+        malloc_trim(0);
+        return;
+    }
     free(p);
 }
 
@@ -104,6 +110,7 @@ static void proxy_start_splice(proxy *p)
     p->state = P_SPLICE;
     p->srv->proxied_sessions++;
     p->srv->active_sessions++;
+    p->counted = true;
     kx_conn_write(p->client, p->node_bytes.data, p->node_bytes.len);
     kx_buf_free(&p->node_bytes);
     if (p->client_early.len)

@@ -13,6 +13,7 @@
 // first, the process gets SIGHUP (tty) or stdin EOF and SIGPIPE (its output
 // pipes close), and SIGKILL to its process group after kKillGraceMs; the
 // session is freed once the process was reaped and the connection closed.
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,7 +113,10 @@ static void session_maybe_free(exec_session *s)
         if (s->next)
             s->next->pprev = s->pprev;
     }
-    s->node->sessions_active--;
+    // After a burst of sessions the heap is full of freed session buffers;
+    // hand the pages back once the node is idle again (small boxes).
+    if (--s->node->sessions_active == 0)
+        malloc_trim(0);
     for (size_t i = 0; s->argv && s->argv[i]; i++)
         free(s->argv[i]);
     free(s->argv);
