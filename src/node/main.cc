@@ -79,6 +79,9 @@ static SSL_CTX *g_client_ctx; // verified, with our client certificate
 static SSL_CTX *g_insecure_ctx;
 static uv_signal_t g_sigint, g_sigterm;
 static uv_timer_t g_heartbeat, g_report;
+static uv_timer_t g_retry;    // first join: retry while the API server is unreachable
+static int g_retry_s = 1;
+static void retry_join(int status);
 static char *g_last_pods;     // last pod JSON sent
 static bool g_report_busy, g_hb_busy, g_registered, g_stopping;
 static int g_exit_code;
@@ -275,6 +278,10 @@ static void on_heartbeat_tick(uv_timer_t *t)
 
 static void on_join_done(void *, int status, const char *body, size_t)
 {
+    if (status < 0 && !g_stopping) {
+        retry_join(status);
+        return;
+    }
     if (status != 200) {
         nlog("join refused by %s: %s%s", g_cfg.server,
              status < 0 ? strerror(-status) : "HTTP ", status < 0 ? "" : body);
@@ -352,8 +359,24 @@ static void send_join(void)
     }
 }
 
+static void fetch_cacerts(uv_timer_t *);
+
+// The API server may come up after us (boot order on a small box): keep
+// trying with a backoff while it can't be reached; a refusal is final.
+static void retry_join(int status)
+{
+    nlog("API server %s unreachable (%s); retrying in %d s", g_cfg.server, strerror(-status),
+         g_retry_s);
+    uv_timer_start(&g_retry, fetch_cacerts, (uint64_t)g_retry_s * 1000, 0);
+    g_retry_s = g_retry_s * 2 > 30 ? 30 : g_retry_s * 2;
+}
+
 static void on_cacerts(void *, int status, const char *body, size_t len)
 {
+    if (status < 0 && !g_stopping) {
+        retry_join(status);
+        return;
+    }
     if (status != 200) {
         nlog("cannot fetch the cluster CA from %s: %s", g_cfg.server,
              status < 0 ? strerror(-status) : body);
@@ -384,6 +407,16 @@ static void on_cacerts(void *, int status, const char *body, size_t len)
         return;
     }
     send_join();
+}
+
+static void fetch_cacerts(uv_timer_t *)
+{
+    if (g_stopping)
+        return;
+    if (kx_apiclient_request(g_node.loop, g_insecure_ctx, g_server_host, g_server_port, nullptr,
+                             "GET", "/cacerts", nullptr, nullptr, nullptr, 0, on_cacerts,
+                             nullptr) < 0)
+        retry_join(-ENOMEM);
 }
 
 // The stored CA still matches the token and a certificate is there: no join.
@@ -461,6 +494,7 @@ static void on_pods_stopped(void *)
 {
     uv_close((uv_handle_t *)&g_heartbeat, nullptr);
     uv_close((uv_handle_t *)&g_report, nullptr);
+    uv_close((uv_handle_t *)&g_retry, nullptr);
     uv_close((uv_handle_t *)&g_sigint, nullptr);
     uv_close((uv_handle_t *)&g_sigterm, nullptr);
     kx_reaper_close();
@@ -486,6 +520,7 @@ static void on_signal(uv_signal_t *, int signum)
     nlog("%s, stopping pods", strsignal(signum));
     uv_timer_stop(&g_heartbeat);
     uv_timer_stop(&g_report);
+    uv_timer_stop(&g_retry);
     uv_signal_stop(&g_sigint);
     uv_signal_stop(&g_sigterm);
     kx_node_stop_sessions(&g_node, on_sessions_stopped, nullptr);
@@ -666,6 +701,7 @@ int main(int argc, char **argv)
     }
     uv_timer_init(g_node.loop, &g_heartbeat);
     uv_timer_init(g_node.loop, &g_report);
+    uv_timer_init(g_node.loop, &g_retry);
     uv_signal_init(g_node.loop, &g_sigint);
     uv_signal_init(g_node.loop, &g_sigterm);
     uv_signal_start(&g_sigint, on_signal, SIGINT);
@@ -677,12 +713,7 @@ int main(int argc, char **argv)
         // First contact: nothing is trusted yet, the token's hash decides.
         g_insecure_ctx = SSL_CTX_new(TLS_client_method());
         SSL_CTX_set_verify(g_insecure_ctx, SSL_VERIFY_NONE, nullptr);
-        if (kx_apiclient_request(g_node.loop, g_insecure_ctx, g_server_host, g_server_port,
-                                 nullptr, "GET", "/cacerts", nullptr, nullptr, nullptr, 0,
-                                 on_cacerts, nullptr) < 0) {
-            fprintf(stderr, "kubexec-node: cannot contact %s\n", g_cfg.server);
-            return 1;
-        }
+        fetch_cacerts(nullptr);
     }
     uv_run(g_node.loop, UV_RUN_DEFAULT);
     if (g_exit_code) {
