@@ -49,6 +49,8 @@ typedef void (*kx_httpd_handler)(void *user, kx_httpd_req *req);
 kx_httpd *kx_httpd_new(uv_loop_t *loop, const char *host, int port, SSL_CTX *ctx,
                        kx_httpd_handler handler, void *user, char *err, size_t errlen);
 int kx_httpd_port(const kx_httpd *s);
+// The loop the server (and so every request of it) runs on.
+uv_loop_t *kx_httpd_loop(const kx_httpd *s);
 // Stops listening and closes every connection that is not hijacked; cb runs
 // when all handles are closed.
 void kx_httpd_close(kx_httpd *s, void (*cb)(void *data), void *data);
@@ -57,6 +59,9 @@ void kx_httpd_close(kx_httpd *s, void (*cb)(void *data), void *data);
 // when the request asked for it (or close_after is true).
 int kx_httpd_respond(kx_httpd_req *req, int status, const char *content_type,
                      const void *body, size_t len);
+// A plain-text answer ("text/plain; charset=utf-8"), as the kubelet gives
+// its errors before an upgrade.
+int kx_httpd_respond_text(kx_httpd_req *req, int status, const char *msg);
 int kx_httpd_respond_hdrs(kx_httpd_req *req, int status, const kx_http_header *hdrs,
                           size_t nhdrs, const void *body, size_t len, bool close_after);
 // Chunked streaming answer: start, any number of chunks, end.

@@ -255,6 +255,11 @@ int kx_httpd_port(const kx_httpd *s)
     return s->port;
 }
 
+uv_loop_t *kx_httpd_loop(const kx_httpd *s)
+{
+    return s->loop;
+}
+
 static void httpd_maybe_done(kx_httpd *s)
 {
     if (!s->closing || s->nconns > 0 || s->listener.data)
@@ -330,6 +335,11 @@ int kx_httpd_respond(kx_httpd_req *req, int status, const char *content_type, co
 {
     kx_http_header h[1] = {{"Content-Type", content_type ? content_type : "text/plain"}};
     return kx_httpd_respond_hdrs(req, status, h, 1, body, len, false);
+}
+
+int kx_httpd_respond_text(kx_httpd_req *req, int status, const char *msg)
+{
+    return kx_httpd_respond(req, status, "text/plain; charset=utf-8", msg, strlen(msg));
 }
 
 int kx_httpd_chunked_start(kx_httpd_req *req, int status, const char *content_type)

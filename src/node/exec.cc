@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "kubexec/uvwrite.h"
 #include "node.h"
 #include "rcx.h"
 #include "reaper.h"
@@ -204,25 +205,17 @@ static void pipes_resume(exec_session *s)
 
 // --- process input ---------------------------------------------------------
 
-struct stdin_write {
-    uv_write_t req;
-    exec_session *s;
-    size_t len;
-};
-
 static void stdin_maybe_close(exec_session *s)
 {
     if (s->stdin_eof && s->in_writes == 0)
         close_pipe(&s->in, &s->in_open);
 }
 
-static void stdin_written(uv_write_t *req, int)
+static void stdin_written(void *user, size_t len, int)
 {
-    stdin_write *w = (stdin_write *)req->data;
-    exec_session *s = w->s;
-    s->in_queued -= w->len;
+    exec_session *s = (exec_session *)user;
+    s->in_queued -= len;
     s->in_writes--;
-    free(w);
     if (s->input_paused && s->in_queued < kStdinLowWater && s->x) {
         s->input_paused = false;
         kx_rcx_resume_input(s->x);
@@ -235,20 +228,11 @@ static void stdin_write_bytes(exec_session *s, const uint8_t *p, size_t n)
 {
     if (!s->in_open || n == 0)
         return;
-    stdin_write *w = (stdin_write *)malloc(sizeof *w + n);
-    if (!w)
+    long queued = kx_uv_write_copy((uv_stream_t *)&s->in, p, n, stdin_written, s);
+    if (queued <= 0)
         return;
-    memcpy(w + 1, p, n);
-    w->s = s;
-    w->len = n;
-    w->req.data = w;
-    uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)n);
-    if (uv_write(&w->req, (uv_stream_t *)&s->in, &b, 1, stdin_written) < 0) {
-        free(w);
-        return;
-    }
     s->in_writes++;
-    s->in_queued += n;
+    s->in_queued += (size_t)queued;
     if (s->in_queued > kStdinHighWater && s->x && !s->input_paused) {
         s->input_paused = true;
         kx_rcx_pause_input(s->x);

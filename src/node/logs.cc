@@ -62,11 +62,6 @@ struct log_session {
     uint8_t buf[kReadChunk];
 };
 
-static void respond_text(kx_httpd_req *req, int code, const char *msg)
-{
-    kx_httpd_respond(req, code, "text/plain; charset=utf-8", msg, strlen(msg));
-}
-
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -399,16 +394,16 @@ static int parse_opts(kx_httpd_req *req, kx_logopts *o)
     int r;
     while ((r = kx_query_next(&cur, key, sizeof key, val, sizeof val)) > 0) {
         if (kx_logopts_set(o, key, val, err, sizeof err) < 0) {
-            respond_text(req, 400, err);
+            kx_httpd_respond_text(req, 400, err);
             return -1;
         }
     }
     if (r < 0) {
-        respond_text(req, 400, "invalid query parameters");
+        kx_httpd_respond_text(req, 400, "invalid query parameters");
         return -1;
     }
     if (kx_logopts_validate(o, err, sizeof err) < 0) {
-        respond_text(req, 422, err);
+        kx_httpd_respond_text(req, 422, err);
         return -1;
     }
     return 0;
@@ -422,12 +417,12 @@ void kx_node_logs(kx_node *n, kx_httpd_req *req, const char *ns, const char *pod
     char path[kPathMax], msg[768];
     int code = resolve_log(n, ns, pod, ctr, o.previous, path, sizeof path, msg, sizeof msg);
     if (code) {
-        respond_text(req, code, msg);
+        kx_httpd_respond_text(req, code, msg);
         return;
     }
     log_session *ls = (log_session *)calloc(1, sizeof *ls);
     if (!ls) {
-        respond_text(req, 500, "out of memory");
+        kx_httpd_respond_text(req, 500, "out of memory");
         return;
     }
     ls->node = n;
@@ -460,7 +455,7 @@ void kx_node_logs(kx_node *n, kx_httpd_req *req, const char *ns, const char *pod
         if (ls->fd >= 0)
             close(ls->fd);
         free(ls);
-        respond_text(req, 500, "cannot start the log stream");
+        kx_httpd_respond_text(req, 500, "cannot start the log stream");
         return;
     }
     ls->timer.data = ls;

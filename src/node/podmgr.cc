@@ -29,6 +29,7 @@
 #include "crilog.h"
 #include "executor.h"
 #include "kubexec/util.h"
+#include "kubexec/uvwrite.h"
 #include "reaper.h"
 #include "runtime.h"
 
@@ -1352,18 +1353,10 @@ static void att_mark_gone(kx_podmgr_attacher *a)
     a->c->nattachers--;
 }
 
-struct pm_write {
-    uv_write_t req;
-    pm_ctr *c;
-    size_t len;
-};
-
-static void on_stdin_written(uv_write_t *req, int)
+static void on_stdin_written(void *user, size_t len, int)
 {
-    pm_write *w = (pm_write *)req->data;
-    pm_ctr *c = w->c;
-    c->in_queued -= w->len;
-    free(w);
+    pm_ctr *c = (pm_ctr *)user;
+    c->in_queued -= len;
     // A failed write (EPIPE: the process closed its stdin; ECANCELED: the run
     // ended) loses those bytes, as a pipe would.
     if (c->in_closing && c->in_queued == 0)
@@ -1384,20 +1377,10 @@ static int stdin_queue(pm_ctr *c, const uint8_t *p, size_t n)
 {
     if (!c->in_pipe || uv_is_closing((uv_handle_t *)c->in_pipe))
         return -EPIPE;
-    pm_write *w = (pm_write *)malloc(sizeof *w + n);
-    if (!w)
-        return -ENOMEM;
-    memcpy(w + 1, p, n);
-    w->c = c;
-    w->len = n;
-    w->req.data = w;
-    uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)n);
-    int rc = uv_write(&w->req, (uv_stream_t *)c->in_pipe, &b, 1, on_stdin_written);
-    if (rc < 0) {
-        free(w);
-        return rc;
-    }
-    c->in_queued += n;
+    long queued = kx_uv_write_copy((uv_stream_t *)c->in_pipe, p, n, on_stdin_written, c);
+    if (queued < 0)
+        return (int)queued;
+    c->in_queued += (size_t)queued;
     return 0;
 }
 

@@ -44,6 +44,7 @@
 #include "kubexec/http1.h"
 #include "kubexec/spdy.h"
 #include "kubexec/util.h"
+#include "kubexec/uvwrite.h"
 #include "kubexec/ws.h"
 #include "node.h"
 
@@ -257,12 +258,6 @@ static void pair_start_reading(pf_pair *p)
         p->tcp_reading = true;
 }
 
-struct tcp_write {
-    uv_write_t req;
-    pf_pair *p;
-    size_t len;
-};
-
 static void shutdown_done(uv_shutdown_t *, int) {}
 
 static void pair_maybe_shutdown(pf_pair *p)
@@ -276,12 +271,9 @@ static void pair_maybe_shutdown(pf_pair *p)
         p->shut_sent = true;
 }
 
-static void tcp_written(uv_write_t *req, int status)
+static void tcp_written(void *user, size_t len, int status)
 {
-    tcp_write *w = (tcp_write *)req->data;
-    pf_pair *p = w->p;
-    size_t len = w->len;
-    free(w);
+    pf_pair *p = (pf_pair *)user;
     pair_set_queued(p, p->tcp_queued - len);
     if (status < 0 && status != UV_ECANCELED && p->state == P_OPEN) {
         // The pod closed its socket under us (EPIPE/ECONNRESET).
@@ -293,20 +285,11 @@ static void tcp_written(uv_write_t *req, int status)
 
 static int pair_write_tcp(pf_pair *p, const uint8_t *d, size_t n)
 {
-    tcp_write *w = (tcp_write *)malloc(sizeof *w + n);
-    if (!w)
-        return -ENOMEM;
-    memcpy(w + 1, d, n);
-    w->p = p;
-    w->len = n;
-    w->req.data = w;
-    uv_buf_t b = uv_buf_init((char *)(w + 1), (unsigned)n);
-    int r = uv_write(&w->req, (uv_stream_t *)&p->tcp, &b, 1, tcp_written);
-    if (r < 0) {
-        free(w);
-        return r;
-    }
-    pair_set_queued(p, p->tcp_queued + n);
+    long queued = kx_uv_write_copy((uv_stream_t *)&p->tcp, d, n, tcp_written, p);
+    if (queued < 0)
+        return (int)queued;
+    if (queued > 0)
+        pair_set_queued(p, p->tcp_queued + (size_t)queued);
     return 0;
 }
 
@@ -839,11 +822,6 @@ static void session_maybe_free(pf_session *s)
 
 // --- upgrade ------------------------------------------------------------------
 
-static void respond_text(kx_httpd_req *req, int code, const char *msg)
-{
-    kx_httpd_respond(req, code, "text/plain; charset=utf-8", msg, strlen(msg));
-}
-
 // The WebSocket tunnel's handshake (protocol.md §5.2). Returns 0 with
 // accept filled, or answers non-101 (kubectl then retries with SPDY).
 static int check_tunnel(kx_httpd_req *req, char accept[KX_WS_ACCEPT_LEN + 1])
@@ -851,7 +829,7 @@ static int check_tunnel(kx_httpd_req *req, char accept[KX_WS_ACCEPT_LEN + 1])
     const kx_http_head *h = req->head;
     int r = kx_ws_handshake_check(h, accept);
     if (r == -EOPNOTSUPP) {
-        respond_text(req, 405, "method not allowed");
+        kx_httpd_respond_text(req, 405, "method not allowed");
         return -1;
     }
     if (r == -EPROTONOSUPPORT) {
@@ -862,7 +840,7 @@ static int check_tunnel(kx_httpd_req *req, char accept[KX_WS_ACCEPT_LEN + 1])
         return -1;
     }
     if (r < 0) {
-        respond_text(req, 400, "unable to upgrade: invalid WebSocket handshake");
+        kx_httpd_respond_text(req, 400, "unable to upgrade: invalid WebSocket handshake");
         return -1;
     }
     const char *offers[16];
@@ -873,7 +851,7 @@ static int check_tunnel(kx_httpd_req *req, char accept[KX_WS_ACCEPT_LEN + 1])
     if (kx_ws_choose_protocol(offers, n, supported, 1) != 0) {
         // The legacy channel protocol with ?ports= is not served (kubectl
         // never uses it).
-        respond_text(req, 400, "unable to upgrade: no tunneling spdy protocols provided");
+        kx_httpd_respond_text(req, 400, "unable to upgrade: no tunneling spdy protocols provided");
         return -1;
     }
     return 0;
@@ -883,7 +861,7 @@ void kx_node_portforward(kx_node *n, kx_httpd_req *req, const char *ns, const ch
 {
     const kx_http_head *h = req->head;
     if (!h->upgrade || !kx_http_has_token(h, "Connection", "upgrade")) {
-        respond_text(req, 400, "unable to upgrade: missing upgrade headers in request");
+        kx_httpd_respond_text(req, 400, "unable to upgrade: missing upgrade headers in request");
         return;
     }
     const char *up = kx_http_get(h, "Upgrade");
@@ -894,7 +872,7 @@ void kx_node_portforward(kx_node *n, kx_httpd_req *req, const char *ns, const ch
         if (check_tunnel(req, accept) < 0)
             return;
     } else if (!up || strncasecmp(up, "SPDY/3.1", 8) != 0) {
-        respond_text(req, 400, "unable to upgrade: unsupported protocol (want SPDY/3.1 or websocket)");
+        kx_httpd_respond_text(req, 400, "unable to upgrade: unsupported protocol (want SPDY/3.1 or websocket)");
         return;
     } else {
         // Like the kubelet: no X-Stream-Protocol-Version at all is an old
@@ -913,7 +891,7 @@ void kx_node_portforward(kx_node *n, kx_httpd_req *req, const char *ns, const ch
     pid_t pid;
     bool hostnet;
     if (kx_podmgr_pod_net(n->pm, ns, pod, &pid, &hostnet, nullptr, 0, err, sizeof err) == -ENOENT) {
-        respond_text(req, 404, err);
+        kx_httpd_respond_text(req, 404, err);
         return;
     }
     pf_session *s = (pf_session *)calloc(1, sizeof *s);
@@ -925,7 +903,7 @@ void kx_node_portforward(kx_node *n, kx_httpd_req *req, const char *ns, const ch
         if (s)
             kx_spdy_session_free(s->spdy);
         free(s);
-        respond_text(req, 500, "out of memory");
+        kx_httpd_respond_text(req, 500, "out of memory");
         return;
     }
     s->node = n;

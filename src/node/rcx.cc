@@ -194,11 +194,6 @@ static void creation_timeout(uv_timer_t *t)
 
 // --- upgrade ---------------------------------------------------------------
 
-static void respond_text(kx_httpd_req *req, int code, const char *msg)
-{
-    kx_httpd_respond(req, code, "text/plain; charset=utf-8", msg, strlen(msg));
-}
-
 static kx_rcx *rcx_new(kx_httpd_req *req, const kx_rcx_callbacks *cb, void *user)
 {
     kx_rcx *x = (kx_rcx *)calloc(1, sizeof *x);
@@ -206,7 +201,7 @@ static kx_rcx *rcx_new(kx_httpd_req *req, const kx_rcx_callbacks *cb, void *user
         return nullptr;
     x->cb = *cb;
     x->user = user;
-    uv_timer_init(req->srv ? uv_default_loop() : uv_default_loop(), &x->timer);
+    uv_timer_init(kx_httpd_loop(req->srv), &x->timer);
     x->timer.data = x;
     return x;
 }
@@ -242,7 +237,7 @@ static kx_rcx *upgrade_ws(kx_httpd_req *req, const kx_rcx_request *r, const kx_r
     char accept[KX_WS_ACCEPT_LEN + 1];
     int rc = kx_ws_handshake_check(h, accept);
     if (rc == -EOPNOTSUPP) {
-        respond_text(req, 405, "unable to upgrade: WebSocket upgrade requires GET");
+        kx_httpd_respond_text(req, 405, "unable to upgrade: WebSocket upgrade requires GET");
         return nullptr;
     }
     if (rc == -EPROTONOSUPPORT) {
@@ -253,7 +248,7 @@ static kx_rcx *upgrade_ws(kx_httpd_req *req, const kx_rcx_request *r, const kx_r
         return nullptr;
     }
     if (rc < 0) {
-        respond_text(req, 400, "unable to upgrade: invalid WebSocket handshake");
+        kx_httpd_respond_text(req, 400, "unable to upgrade: invalid WebSocket handshake");
         return nullptr;
     }
     const char *offers[32];
@@ -269,7 +264,7 @@ static kx_rcx *upgrade_ws(kx_httpd_req *req, const kx_rcx_request *r, const kx_r
         snprintf(msg, sizeof msg,
                  "unable to upgrade: unable to negotiate protocol: server supports %s",
                  kx_wsch_supported());
-        respond_text(req, 403, msg);
+        kx_httpd_respond_text(req, 403, msg);
         return nullptr;
     }
     // -ENODATA: no subprotocol offered; like the kubelet, speak
@@ -289,7 +284,7 @@ static kx_rcx *upgrade_ws(kx_httpd_req *req, const kx_rcx_request *r, const kx_r
             kx_buf_free(&x->ws_early);
             uv_close((uv_handle_t *)&x->timer, [](uv_handle_t *hh) { free(hh->data); });
         }
-        respond_text(req, 500, "out of memory");
+        kx_httpd_respond_text(req, 500, "out of memory");
         return nullptr;
     }
     x->transport = RCX_WEBSOCKET;
@@ -320,7 +315,7 @@ static kx_rcx *upgrade_spdy(kx_httpd_req *req, const kx_rcx_request *r, const kx
         noffers = 32;
     int proto = noffers ? kx_rc_negotiate(offers, noffers) : -EINVAL;
     if (proto == -EINVAL) {
-        respond_text(req, 400, "unable to upgrade: header X-Stream-Protocol-Version is required");
+        kx_httpd_respond_text(req, 400, "unable to upgrade: header X-Stream-Protocol-Version is required");
         return nullptr;
     }
     if (proto < 0) {
@@ -341,7 +336,7 @@ static kx_rcx *upgrade_spdy(kx_httpd_req *req, const kx_rcx_request *r, const kx
         if (x) {
             uv_close((uv_handle_t *)&x->timer, [](uv_handle_t *hh) { free(hh->data); });
         }
-        respond_text(req, 500, "out of memory");
+        kx_httpd_respond_text(req, 500, "out of memory");
         return nullptr;
     }
     x->transport = RCX_SPDY;
@@ -367,7 +362,7 @@ kx_rcx *kx_rcx_upgrade(kx_httpd_req *req, const kx_rcx_request *r, const kx_rcx_
 {
     const kx_http_head *h = req->head;
     if (!h->upgrade || !kx_http_has_token(h, "Connection", "upgrade")) {
-        respond_text(req, 400, "unable to upgrade: missing upgrade headers in request");
+        kx_httpd_respond_text(req, 400, "unable to upgrade: missing upgrade headers in request");
         return nullptr;
     }
     const char *up = kx_http_get(h, "Upgrade");
@@ -375,7 +370,7 @@ kx_rcx *kx_rcx_upgrade(kx_httpd_req *req, const kx_rcx_request *r, const kx_rcx_
         return upgrade_spdy(req, r, cb, user);
     if (kx_http_has_token(h, "Upgrade", "websocket"))
         return upgrade_ws(req, r, cb, user);
-    respond_text(req, 400, "unable to upgrade: unsupported protocol (want SPDY/3.1 or websocket)");
+    kx_httpd_respond_text(req, 400, "unable to upgrade: unsupported protocol (want SPDY/3.1 or websocket)");
     return nullptr;
 }
 

@@ -16,11 +16,6 @@
 
 static const size_t kMaxArgs = 1024;
 
-static void respond_text(kx_httpd_req *req, int code, const char *msg)
-{
-    kx_httpd_respond(req, code, "text/plain; charset=utf-8", msg, strlen(msg));
-}
-
 // Splits the rest of `path` after `prefix` into '/'-separated parts.
 // Returns the number of parts, or -1 if malformed / too many.
 static int split_path(const char *path, const char *prefix, char parts[][254], int maxparts)
@@ -63,7 +58,7 @@ static int parse_stream_query(kx_httpd_req *req, kx_rcx_request *rq, char ***arg
     if (argv_out) {
         argv = (char **)calloc(kMaxArgs + 1, sizeof *argv);
         if (!argv) {
-            respond_text(req, 500, "out of memory");
+            kx_httpd_respond_text(req, 500, "out of memory");
             return -1;
         }
     }
@@ -91,17 +86,17 @@ static int parse_stream_query(kx_httpd_req *req, kx_rcx_request *rq, char ***arg
     }
     if (r < 0) {
         free_argv(argv);
-        respond_text(req, 400, r == -E2BIG ? "too many command arguments" : "invalid query parameters");
+        kx_httpd_respond_text(req, 400, r == -E2BIG ? "too many command arguments" : "invalid query parameters");
         return -1;
     }
     if (!rq->in && !rq->out && !rq->err) {
         free_argv(argv);
-        respond_text(req, 400, "you must specify at least 1 of stdin, stdout, stderr");
+        kx_httpd_respond_text(req, 400, "you must specify at least 1 of stdin, stdout, stderr");
         return -1;
     }
     if (argv_out && argc == 0) {
         free_argv(argv);
-        respond_text(req, 400, "command is required");
+        kx_httpd_respond_text(req, 400, "command is required");
         return -1;
     }
     // With a tty there is no separate stderr (the kubelet forces it off).
@@ -121,7 +116,7 @@ static int check_container(kx_node *node, kx_httpd_req *req, const char *ns, con
     int r = kx_podmgr_find(node->pm, ns, pod, ctr, &ref, err, sizeof err);
     if (r == 0)
         return 0;
-    respond_text(req, r == -ENOENT ? 404 : 500, err);
+    kx_httpd_respond_text(req, r == -ENOENT ? 404 : 500, err);
     return -1;
 }
 
@@ -130,7 +125,7 @@ static bool method_ok(kx_httpd_req *req)
     const char *m = req->head->method;
     if (strcmp(m, "GET") == 0 || strcmp(m, "POST") == 0)
         return true;
-    respond_text(req, 405, "method not allowed");
+    kx_httpd_respond_text(req, 405, "method not allowed");
     return false;
 }
 
@@ -138,11 +133,11 @@ void kx_node_handle(void *user, kx_httpd_req *req)
 {
     kx_node *node = (kx_node *)user;
     if (strcmp(req->peer_cn, KX_NODE_ALLOWED_CLIENT_CN) != 0) {
-        respond_text(req, 403, "Forbidden: only the API server may use this endpoint");
+        kx_httpd_respond_text(req, 403, "Forbidden: only the API server may use this endpoint");
         return;
     }
     if (node->shutting_down) {
-        respond_text(req, 503, "node is shutting down");
+        kx_httpd_respond_text(req, 503, "node is shutting down");
         return;
     }
     char parts[4][254];
@@ -179,15 +174,15 @@ void kx_node_handle(void *user, kx_httpd_req *req)
     }
     if ((n = split_path(req->path, "/containerLogs/", parts, 3)) == 3) {
         if (strcmp(req->head->method, "GET") != 0) {
-            respond_text(req, 405, "method not allowed");
+            kx_httpd_respond_text(req, 405, "method not allowed");
             return;
         }
         kx_node_logs(node, req, parts[0], parts[1], parts[2]);
         return;
     }
     if (strcmp(req->path, "/healthz") == 0) {
-        respond_text(req, 200, "ok");
+        kx_httpd_respond_text(req, 200, "ok");
         return;
     }
-    respond_text(req, 404, "404 page not found");
+    kx_httpd_respond_text(req, 404, "404 page not found");
 }
