@@ -69,6 +69,9 @@ void kx_conn_close(kx_conn *c);
 // Immediate close: drops queued bytes.
 void kx_conn_abort(kx_conn *c);
 bool kx_conn_closing(const kx_conn *c);
+// The TLS engine's last error text ("" if none); meaningful in on_ready with
+// a failed status (e.g. why the server's certificate was refused).
+const char *kx_conn_tls_error(const kx_conn *c);
 
 void *kx_conn_user(const kx_conn *c);
 void kx_conn_set_user(kx_conn *c, void *user, const kx_conn_callbacks *cb);

@@ -1,5 +1,6 @@
-// kubexec/ws.h - WebSocket (RFC 6455), server role: the opening handshake
-// checks and a framing session (protocol.md §4.2, §4.3).
+// kubexec/ws.h - WebSocket (RFC 6455): the opening handshake checks (server
+// role), the client's key and accept check, and a framing session for either
+// role (protocol.md §4.2, §4.3).
 //
 // Sans-I/O like kubexec/spdy.h: bytes read from the socket go into
 // kx_ws_recv(), frames for the socket come out of callbacks.send. One session
@@ -75,6 +76,17 @@ int kx_ws_handshake_check(const kx_http_head *h, char accept[KX_WS_ACCEPT_LEN + 
 int kx_ws_choose_protocol(const char *const *offers, size_t n, const char *const *supported,
                           size_t nsupported);
 
+// ---- Handshake (client role) ---------------------------------------------------
+
+// Length of a Sec-WebSocket-Key value (base64 of 16 bytes), without NUL.
+inline constexpr size_t KX_WS_KEY_LEN = 24;
+// A fresh random Sec-WebSocket-Key (NUL-terminated). 0 or -EIO.
+int kx_ws_client_key(char out[KX_WS_KEY_LEN + 1]);
+// Checks a server's 101 answer to our upgrade: "Upgrade: websocket",
+// "upgrade" in Connection, and Sec-WebSocket-Accept matching key. 0, or
+// -EPROTO for any mismatch (the connection must not be used).
+int kx_ws_client_check(const kx_http_head *h, const char *key);
+
 // ---- Framing session ---------------------------------------------------------
 
 // Called synchronously from kx_ws_* calls; they must not call kx_ws_recv or
@@ -99,6 +111,10 @@ struct kx_ws_session;
 // max_message: bound on one reassembled data message (0 = KX_WS_MAX_MESSAGE).
 // Returns null on ENOMEM or null cb/cb->send. cb is copied.
 kx_ws_session *kx_ws_new(const kx_ws_callbacks *cb, void *user, size_t max_message);
+// Client role: every frame we send is masked with a fresh random key (the
+// payload is copied once into a session buffer for that), and a masked frame
+// from the peer is a protocol error (1002). Otherwise as kx_ws_new.
+kx_ws_session *kx_ws_new_client(const kx_ws_callbacks *cb, void *user, size_t max_message);
 void kx_ws_free(kx_ws_session *s);
 
 // Bytes read from the socket after the 101, in any split. Pings are answered

@@ -368,6 +368,22 @@ kx_conn *kx_conn_connect(uv_loop_t *loop, const char *host, int port, SSL_CTX *c
     c->port = port;
     if (verify_host)
         kx_strlcpy(c->verify_host, verify_host, sizeof c->verify_host);
+    // A numeric address needs no resolver: skipping it keeps the libuv
+    // thread pool (and its threads) out of a short-lived client.
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } addr;
+    if (uv_ip4_addr(host, port, &addr.in4) == 0 || uv_ip6_addr(host, port, &addr.in6) == 0) {
+        c->connect_req.data = c;
+        int r = uv_tcp_connect(&c->connect_req, &c->tcp, &addr.sa, conn_connected);
+        if (r < 0) {
+            conn_close_handles(c);
+            return nullptr;
+        }
+        return c;
+    }
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
     struct addrinfo hints = {};
@@ -494,6 +510,11 @@ void kx_conn_abort(kx_conn *c)
         return;
     }
     conn_close_handles(c);
+}
+
+const char *kx_conn_tls_error(const kx_conn *c)
+{
+    return kx_tls_error(c->tls);
 }
 
 bool kx_conn_closing(const kx_conn *c)

@@ -1,4 +1,5 @@
-// WebSocket (RFC 6455) server role: handshake checks and a framing session.
+// WebSocket (RFC 6455): handshake checks and a framing session, server role
+// (the daemons) and client role (the kubexec CLI).
 // Contract in include/kubexec/ws.h; wire facts in protocol.md §4.
 //
 // Incoming frames are cut and unmasked by libwslay's frame layer
@@ -7,11 +8,15 @@
 // frame rules, the close handshake) is here, so each violation maps to one
 // close code. Outgoing frames are unmasked server frames whose header we
 // write ourselves: that lets a frame leave as one (header, payload) pair
-// through callbacks.send without copying the payload.
+// through callbacks.send without copying the payload. Client frames must be
+// masked (RFC 6455 §5.3), which needs the payload XORed into a scratch buffer
+// owned by the session: one copy, no allocation once the buffer has grown to
+// the largest frame sent.
 #include "kubexec/ws.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -109,6 +114,29 @@ int kx_ws_choose_protocol(const char *const *offers, size_t n, const char *const
     return any ? -ENOENT : -ENODATA;
 }
 
+int kx_ws_client_key(char out[KX_WS_KEY_LEN + 1])
+{
+    uint8_t raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return -EIO;
+    EVP_EncodeBlock((unsigned char *)out, raw, sizeof raw);
+    return 0;
+}
+
+int kx_ws_client_check(const kx_http_head *h, const char *key)
+{
+    if (h->status != 101)
+        return -EPROTO;
+    const char *up = kx_http_get(h, "Upgrade");
+    if (!up || strcasecmp(up, "websocket") != 0 || !kx_http_has_token(h, "Connection", "upgrade"))
+        return -EPROTO;
+    char want[KX_WS_ACCEPT_LEN + 1];
+    const char *acc = kx_http_get(h, "Sec-WebSocket-Accept");
+    if (kx_ws_accept_key(key, want) < 0 || !acc || strcmp(acc, want) != 0)
+        return -EPROTO;
+    return 0;
+}
+
 // ---- Framing -----------------------------------------------------------------
 
 struct kx_ws_session {
@@ -130,6 +158,10 @@ struct kx_ws_session {
     uint8_t ctl[125];
     size_t ctl_len;
     bool close_sent, close_recv, dead;
+    bool client;               // we mask what we send and refuse masked input
+    kx_buf mask_buf;           // client: the masked frame being sent
+    uint8_t mask_pool[256];    // client: random bytes for masking keys
+    size_t mask_pool_off;
 };
 
 static ssize_t fr_recv(uint8_t *buf, size_t len, int, void *user)
@@ -172,40 +204,105 @@ kx_ws_session *kx_ws_new(const kx_ws_callbacks *cb, void *user, size_t max_messa
     return s;
 }
 
+kx_ws_session *kx_ws_new_client(const kx_ws_callbacks *cb, void *user, size_t max_message)
+{
+    kx_ws_session *s = kx_ws_new(cb, user, max_message);
+    if (s) {
+        s->client = true;
+        s->mask_pool_off = sizeof s->mask_pool;
+    }
+    return s;
+}
+
 void kx_ws_free(kx_ws_session *s)
 {
     if (!s)
         return;
     wslay_frame_context_free(s->fr);
     kx_buf_free(&s->msg);
+    kx_buf_free(&s->mask_buf);
     free(s);
 }
 
-// One unmasked frame: header (+ prefix) and payload in one send call.
+// A fresh 4-byte masking key from a pool refilled with RAND_bytes (one call
+// per 64 frames rather than per frame).
+static int next_mask(kx_ws_session *s, uint8_t key[4])
+{
+    if (s->mask_pool_off + 4 > sizeof s->mask_pool) {
+        if (RAND_bytes(s->mask_pool, sizeof s->mask_pool) != 1)
+            return -EIO;
+        s->mask_pool_off = 0;
+    }
+    memcpy(key, s->mask_pool + s->mask_pool_off, 4);
+    s->mask_pool_off += 4;
+    return 0;
+}
+
+// One frame: header (+ prefix) and payload in one send call. Server frames
+// are unmasked and leave without a copy; client frames are masked into
+// mask_buf (the prefix and the payload both, since the mask covers the whole
+// payload) and leave as one piece.
 static int send_frame(kx_ws_session *s, uint8_t op, const uint8_t *prefix, size_t pl,
                       const uint8_t *p, size_t n)
 {
-    uint8_t hdr[10 + KX_WS_MAX_PREFIX];
+    uint8_t hdr[14 + KX_WS_MAX_PREFIX];
     if (pl > KX_WS_MAX_PREFIX)
         return -EINVAL;
     uint64_t len = (uint64_t)pl + n;
+    uint8_t maskbit = s->client ? 0x80 : 0;
     size_t hl = 0;
     hdr[hl++] = (uint8_t)(0x80 | op);
     if (len < 126) {
-        hdr[hl++] = (uint8_t)len;
+        hdr[hl++] = (uint8_t)(maskbit | len);
     } else if (len <= 0xffff) {
-        hdr[hl++] = 126;
+        hdr[hl++] = (uint8_t)(maskbit | 126);
         kx_put_be16(hdr + hl, (uint16_t)len);
         hl += 2;
     } else {
-        hdr[hl++] = 127;
+        hdr[hl++] = (uint8_t)(maskbit | 127);
         kx_put_be32(hdr + hl, (uint32_t)(len >> 32));
         kx_put_be32(hdr + hl + 4, (uint32_t)len);
         hl += 8;
     }
-    if (pl)
-        memcpy(hdr + hl, prefix, pl);
-    return s->cb.send(s->user, hdr, hl + pl, n ? p : nullptr, n);
+    if (!s->client) {
+        if (pl)
+            memcpy(hdr + hl, prefix, pl);
+        return s->cb.send(s->user, hdr, hl + pl, n ? p : nullptr, n);
+    }
+    uint8_t key[4];
+    int rc = next_mask(s, key);
+    if (rc < 0)
+        return rc;
+    memcpy(hdr + hl, key, 4);
+    hl += 4;
+    s->mask_buf.len = 0;
+    if (len > s->mask_buf.cap) {
+        uint8_t *nb = (uint8_t *)realloc(s->mask_buf.data, len);
+        if (!nb)
+            return -ENOMEM;
+        s->mask_buf.data = nb;
+        s->mask_buf.cap = len;
+    }
+    uint8_t *out = s->mask_buf.data;
+    for (size_t i = 0; i < pl; i++)
+        out[i] = prefix[i] ^ key[i & 3];
+    // The data part: 8 bytes at a time with the key repeated to 64 bits,
+    // starting at the right key phase.
+    size_t i = 0;
+    uint8_t k8[8];
+    for (int j = 0; j < 8; j++)
+        k8[j] = key[(pl + (size_t)j) & 3];
+    uint64_t k64;
+    memcpy(&k64, k8, 8);
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        v ^= k64;
+        memcpy(out + pl + i, &v, 8);
+    }
+    for (; i < n; i++)
+        out[pl + i] = p[i] ^ k8[i & 7];
+    return s->cb.send(s->user, hdr, hl, len ? out : nullptr, (size_t)len);
 }
 
 static bool close_code_ok(unsigned c)
@@ -319,7 +416,8 @@ static int on_chunk(kx_ws_session *s, const wslay_frame_iocb *io)
         s->frame_off = 0;
         s->frame_op = io->opcode;
         s->frame_fin = io->fin;
-        if (io->rsv || !io->mask)
+        // Clients mask every frame, servers none (RFC 6455 §5.1).
+        if (io->rsv || io->mask == s->client)
             return fail(s, KX_WS_PROTOCOL_ERROR, -EPROTO);
         if (io->opcode & 0x8) {
             // wslay already refused fragmented or > 125-byte control frames.

@@ -1,5 +1,7 @@
 // libFuzzer target: arbitrary bytes into a server-role channel.k8s.io
-// WebSocket session (kx_wsch on kx_ws), once whole and once split in two.
+// WebSocket session (kx_wsch on kx_ws), once whole and once split in two;
+// then the same bytes into a client-role kx_ws session (what the kubexec CLI
+// reads from a server), which echoes each message back masked.
 // The first byte picks the subprotocol variant (v5 / v4 / base64 / v1) and
 // whether a tty is used; the callbacks write output back like an echoing
 // process so the send paths run too.
@@ -8,6 +10,7 @@
 #include <string.h>
 
 #include "kubexec/wschannel.h"
+#include "kubexec/ws.h"
 
 namespace {
 
@@ -76,11 +79,45 @@ void run(const uint8_t *data, size_t size, size_t split)
     kx_wsch_free(c.s);
 }
 
+struct cctx {
+    kx_ws_session *s;
+    size_t sent;
+};
+
+int c_send(void *u, const uint8_t *, size_t hl, const uint8_t *, size_t pl)
+{
+    ((cctx *)u)->sent += hl + pl;
+    return 0;
+}
+
+void c_msg(void *u, int op, const uint8_t *p, size_t n)
+{
+    cctx *c = (cctx *)u;
+    (void)kx_ws_send(c->s, op, p, n > 1 ? 1 : n, p + (n > 1 ? 1 : n), n > 1 ? n - 1 : 0);
+}
+
+void c_close(void *, uint16_t) {}
+
+void run_client(const uint8_t *data, size_t size, size_t split)
+{
+    static const kx_ws_callbacks cb = {c_send, c_msg, c_close};
+    cctx c = {};
+    c.s = kx_ws_new_client(&cb, &c, 64 * 1024);
+    if (!c.s)
+        return;
+    if (kx_ws_recv(c.s, data, split) == 0)
+        (void)kx_ws_recv(c.s, data + split, size - split);
+    (void)kx_ws_close(c.s, KX_WS_NORMAL, nullptr);
+    kx_ws_free(c.s);
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     run(data, size, size);
     run(data, size, size / 2);
+    run_client(data, size, size);
+    run_client(data, size, size / 2);
     return 0;
 }

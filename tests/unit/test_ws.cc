@@ -518,6 +518,149 @@ static void send_errors_propagate(void **)
     assert_null(kx_ws_new(nullptr, nullptr, 0));
 }
 
+// ---- client role ----------------------------------------------------------------
+
+// What a client session sends, fed to a server session (whole, byte by byte,
+// random splits): prefix + payload arrive intact for every length class, and
+// every frame on the wire is masked with a key that differs between frames.
+static void client_to_server_any_split(void **)
+{
+    static uint8_t big[70000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7 + 3);
+    const size_t lens[] = {0, 1, 7, 8, 9, 124, 125, 126, 65535, 65536, 69999};
+    for (int mode = 0; mode < NMODES; mode++) {
+        harness cl, sv;
+        memset(&cl, 0, sizeof cl);
+        cl.s = kx_ws_new_client(&hcb, &cl, 0);
+        assert_non_null(cl.s);
+        h_init(&sv);
+        const uint8_t ch = 1;
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+            assert_int_equal(kx_ws_send(cl.s, KX_WS_BINARY, &ch, 1, big, lens[li]), 0);
+        // Masked, and not all with the same key.
+        size_t off = 0, frames = 0;
+        uint8_t first_key[4] = {0};
+        bool keys_differ = false;
+        while (off < cl.out.len) {
+            const uint8_t *q = cl.out.data + off;
+            assert_int_equal(q[1] & 0x80, 0x80);
+            uint64_t len = q[1] & 0x7f;
+            size_t hl = 2;
+            if (len == 126) {
+                len = kx_get_be16(q + 2);
+                hl = 4;
+            } else if (len == 127) {
+                len = ((uint64_t)kx_get_be32(q + 2) << 32) | kx_get_be32(q + 6);
+                hl = 10;
+            }
+            if (frames == 0)
+                memcpy(first_key, q + hl, 4);
+            else if (memcmp(first_key, q + hl, 4) != 0)
+                keys_differ = true;
+            off += hl + 4 + len;
+            frames++;
+        }
+        assert_int_equal(off, cl.out.len);
+        assert_int_equal(frames, sizeof lens / sizeof lens[0]);
+        assert_true(keys_differ);
+        assert_int_equal(feed(&sv, cl.out.data, cl.out.len, mode), 0);
+        // Every message: channel byte then the first len bytes of big.
+        char want[8192] = "";
+        size_t wl = 0;
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            char shown[41];
+            size_t n = lens[li] + 1, k = n > 40 ? 40 : n;
+            for (size_t i = 0; i < k; i++) {
+                uint8_t b = i == 0 ? 1 : big[i - 1];
+                shown[i] = b >= 0x20 && b < 0x7f ? (char)b : '.';
+            }
+            shown[k] = 0;
+            wl += (size_t)snprintf(want + wl, sizeof want - wl, "msg2:%zu:%s;", n, shown);
+        }
+        assert_string_equal(sv.log, want);
+        kx_ws_free(cl.s);
+        kx_buf_free(&cl.out);
+        h_free(&sv);
+    }
+}
+
+// What a server session sends reaches a client session intact in any split;
+// the client answers a ping with a masked pong and a close with a masked close.
+static void server_to_client_any_split(void **)
+{
+    for (int mode = 0; mode < NMODES; mode++) {
+        harness cl, sv;
+        h_init(&sv);
+        memset(&cl, 0, sizeof cl);
+        cl.s = kx_ws_new_client(&hcb, &cl, 0);
+        const uint8_t ch = 3;
+        assert_int_equal(kx_ws_send(sv.s, KX_WS_BINARY, &ch, 1, (const uint8_t *)"status", 6), 0);
+        assert_int_equal(kx_ws_ping(sv.s, (const uint8_t *)"pp", 2), 0);
+        assert_int_equal(kx_ws_close(sv.s, KX_WS_NORMAL, "bye"), 0);
+        assert_int_equal(feed(&cl, sv.out.data, sv.out.len, mode), 0);
+        assert_string_equal(cl.log, "msg2:7:.status;close:1000;");
+        assert_true(kx_ws_close_received(cl.s));
+        // The client's answers (pong, close) are valid client frames.
+        harness sv2;
+        h_init(&sv2);
+        assert_int_equal(feed(&sv2, cl.out.data, cl.out.len, mode), 0);
+        assert_string_equal(sv2.log, "close:1000;");
+        kx_ws_free(cl.s);
+        kx_buf_free(&cl.out);
+        h_free(&sv);
+        h_free(&sv2);
+    }
+}
+
+// A client refuses masked frames (RFC 6455 5.1) with close 1002.
+static void client_refuses_masked(void **)
+{
+    harness cl;
+    memset(&cl, 0, sizeof cl);
+    cl.s = kx_ws_new_client(&hcb, &cl, 0);
+    uint8_t in[64];
+    size_t n = cframe(in, true, KX_WS_BINARY, "\x01hi", 3);   // masked
+    assert_int_equal(kx_ws_recv(cl.s, in, n), -EPROTO);
+    assert_string_equal(cl.log, "");
+    // Its close frame is itself masked: a server session accepts it.
+    harness sv;
+    h_init(&sv);
+    assert_int_equal(kx_ws_recv(sv.s, cl.out.data, cl.out.len), 0);
+    assert_string_equal(sv.log, "close:1002;");
+    kx_ws_free(cl.s);
+    kx_buf_free(&cl.out);
+    h_free(&sv);
+}
+
+// The client's key and the check of the server's 101.
+static void client_handshake(void **)
+{
+    char key[KX_WS_KEY_LEN + 1], key2[KX_WS_KEY_LEN + 1], acc[KX_WS_ACCEPT_LEN + 1];
+    assert_int_equal(kx_ws_client_key(key), 0);
+    assert_int_equal(kx_ws_client_key(key2), 0);
+    assert_int_equal(strlen(key), KX_WS_KEY_LEN);
+    assert_string_not_equal(key, key2);
+    assert_int_equal(kx_ws_accept_key(key, acc), 0);
+    kx_http_head h;
+    kx_http_header ok[] = {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+                           {"Sec-WebSocket-Accept", acc}};
+    set_head(&h, "", ok, 3);
+    h.status = 101;
+    assert_int_equal(kx_ws_client_check(&h, key), 0);
+    h.status = 200;
+    assert_int_equal(kx_ws_client_check(&h, key), -EPROTO);
+    kx_http_header wrong[] = {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+                              {"Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}};
+    set_head(&h, "", wrong, 3);
+    h.status = 101;
+    assert_int_equal(kx_ws_client_check(&h, key), -EPROTO);
+    kx_http_header noup[] = {{"Connection", "Upgrade"}, {"Sec-WebSocket-Accept", acc}};
+    set_head(&h, "", noup, 2);
+    h.status = 101;
+    assert_int_equal(kx_ws_client_check(&h, key), -EPROTO);
+}
+
 int main(void)
 {
     srand(42);
@@ -533,6 +676,10 @@ int main(void)
         cmocka_unit_test(too_big),
         cmocka_unit_test(send_lengths),
         cmocka_unit_test(send_errors_propagate),
+        cmocka_unit_test(client_to_server_any_split),
+        cmocka_unit_test(server_to_client_any_split),
+        cmocka_unit_test(client_refuses_masked),
+        cmocka_unit_test(client_handshake),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
