@@ -5,6 +5,12 @@
 //   daemon ── fork ──▶ helper: join cgroup + namespaces (+ root), open pty
 //                         └── fork ──▶ command (PID namespace of the container)
 //
+// The helper is created directly inside the container's cgroup with
+// clone3(CLONE_INTO_CGROUP) where the kernel and the cgroup (v2) allow it:
+// writing a pid to cgroup.procs instead waits for an RCU grace period in
+// the kernel (measured 11 ms of a 15 ms exec here), while the daemon waits
+// on the handshake. Kernels or cgroups without it fall back to fork + write.
+//
 // setns(CLONE_NEWPID) only affects children, hence the second fork. The helper
 // stays in the host PID namespace as the command's parent, waits for it and
 // exits with its code, so the daemon (through the reaper) learns the exit
@@ -25,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/sched.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -60,11 +67,29 @@ struct exec_plan {
     int pidfd;                 // target pidfd, or -1 (then ns_fds)
     int ns_flags;              // namespaces that differ from ours
     int ns_fds[k_nns];         // fallback fds, -1 when not needed
-    int cgroup_procs;
+    int cgroup_procs;          // cgroup.procs to write from the helper, or -1
+    int cgroup_dir;            // the cgroup (v2) directory for CLONE_INTO_CGROUP, or -1
     int in, out, errfd;        // command-side stdio (non-tty), -1 for none
     int chan;                  // child end of the handshake channel
     char **env_owned;          // envp copy with TERM added, or null
 };
+
+// fork() into the cgroup whose directory is cgdir (clone3 with
+// CLONE_INTO_CGROUP). -1 with errno (EBADF when cgdir < 0) when that is not
+// possible, so the caller can fall back to fork().
+pid_t fork_into(int cgdir)
+{
+    if (cgdir < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    struct clone_args a;
+    memset(&a, 0, sizeof a);
+    a.flags = CLONE_INTO_CGROUP;
+    a.exit_signal = SIGCHLD;
+    a.cgroup = (uint64_t)cgdir;
+    return (pid_t)syscall(SYS_clone3, &a, sizeof a);
+}
 
 void close_fd(int *fd)
 {
@@ -178,6 +203,7 @@ void plan_free(exec_plan *p)
     for (int i = 0; i < k_nns; i++)
         close_fd(&p->ns_fds[i]);
     close_fd(&p->cgroup_procs);
+    close_fd(&p->cgroup_dir);
     close_fd(&p->in);
     close_fd(&p->out);
     close_fd(&p->errfd);
@@ -234,7 +260,7 @@ int kx_exec_spawn(const kx_exec_req *r, kx_exec_proc *out, char *err, size_t err
     exec_plan p;
     memset(&p, 0, sizeof p);
     p.r = r;
-    p.pidfd = p.cgroup_procs = p.in = p.out = p.errfd = p.chan = -1;
+    p.pidfd = p.cgroup_procs = p.cgroup_dir = p.in = p.out = p.errfd = p.chan = -1;
     for (int i = 0; i < k_nns; i++)
         p.ns_fds[i] = -1;
     p.workdir = r->workdir && r->workdir[0] ? r->workdir : "/";
@@ -322,6 +348,7 @@ int kx_exec_spawn(const kx_exec_req *r, kx_exec_proc *out, char *err, size_t err
     if (r->cgroup) {
         char procs[KX_RT_MAX_PATH];
         snprintf(procs, sizeof procs, "%s/cgroup.procs", r->cgroup);
+        p.cgroup_dir = open(r->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         p.cgroup_procs = open(procs, O_WRONLY | O_CLOEXEC);
         if (p.cgroup_procs < 0) {
             rc = -errno;
@@ -361,7 +388,15 @@ int kx_exec_spawn(const kx_exec_req *r, kx_exec_proc *out, char *err, size_t err
 
     sigset_t old;
     kx__rt_block_signals(&old);
-    pid_t pid = fork();
+    pid_t pid = fork_into(p.cgroup_dir);
+    if (pid >= 0) {
+        // Already a member: the helper must not move itself again.
+        if (pid == 0)
+            p.cgroup_procs = -1;
+    } else if (errno == ENOSYS || errno == E2BIG || errno == EINVAL || errno == EBADF ||
+               errno == EOPNOTSUPP || errno == EPERM) {
+        pid = fork();
+    }
     if (pid == 0) {
         close(sp[0]);
         helper(&p);
