@@ -324,11 +324,20 @@ void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stre
     kx_conn_pause(p->client);
 
     p->state = P_DIALING;
-    p->node = kx_conn_connect(s->loop, t->node_host, t->node_port, s->node_ctx, t->node_host,
-                              &node_cb, p);
-    if (!p->node)
-        proxy_client_status(p, 500, "InternalError",
-                            "Internal error occurred: error dialing backend");
+    // A warm connection skips the handshake; either way the next one is
+    // dialed now, while this session runs.
+    p->node = kx_nodepool_take(s, t->node_host, t->node_port);
+    if (p->node) {
+        kx_conn_set_user(p->node, p, &node_cb);
+        node_on_ready(p->node, 0);
+    } else {
+        p->node = kx_conn_connect(s->loop, t->node_host, t->node_port, s->node_ctx,
+                                  t->node_host, &node_cb, p);
+        if (!p->node)
+            proxy_client_status(p, 500, "InternalError",
+                                "Internal error occurred: error dialing backend");
+    }
+    kx_nodepool_warm(s, t->node_host, t->node_port);
 }
 
 void kx_proxy_close_all(void)

@@ -33,3 +33,14 @@ void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stre
 void kx_logproxy_start(kx_apiserver *s, kx_httpd_req *req, const kx_api_user *user, const char *ns, const char *pod);
 // Closes every proxied session (shutdown).
 void kx_proxy_close_all(void);
+
+// ---- Warm node connections (nodepool.cc) ----------------------------------------
+// A connection to a node whose TLS handshake is done and that carried nothing
+// yet, ready for the next proxied request (null if none). The caller owns it
+// and must kx_conn_set_user it before returning to the loop.
+kx_conn *kx_nodepool_take(kx_apiserver *srv, const char *host, int port);
+// Dials a spare connection to host:port unless one exists (one per node; it
+// is closed after 30 s unused, or when the node closes or writes on it).
+void kx_nodepool_warm(kx_apiserver *srv, const char *host, int port);
+// Shutdown: closes every spare.
+void kx_nodepool_close_all(void);

@@ -510,11 +510,18 @@ int kx_cmd_port_forward(kx_cli *c, int argc, char **argv)
         return kx_cli_err("TYPE/NAME and list of ports are required for port-forward");
     port_map maps[kMaxPorts];
     size_t nmaps = npos - 1;
-    for (size_t i = 0; i < nmaps; i++)
+    for (size_t i = 0; i < nmaps; i++) {
+        const char *colon = strrchr(pos[i + 1], ':');
+        const char *remote = colon ? colon + 1 : pos[i + 1];
+        if (*remote && strspn(remote, "0123456789") != strlen(remote))
+            return kx_cli_err("named remote ports (%s) are not supported by kubexec; give the "
+                              "port number",
+                              remote);
         if (parse_mapping(pos[i + 1], &maps[i]) < 0)
             return kx_cli_err("Error parsing local port '%s': must be a port number 0-65535 and "
                               "a remote port 1-65535",
                               pos[i + 1]);
+    }
     char name[256];
     if (kx_cli_pod_name(pos[0], name, sizeof name))
         return 1;

@@ -28,6 +28,9 @@
 static const size_t kReadChunk = 32 * 1024;
 // Most bytes of a Status we keep from the error channel.
 static const size_t kMaxStatus = 64 * 1024;
+// SPDY: how long the server may take to accept our streams (kubectl and the
+// kubelet both use 30 s for stream creation).
+static const uint64_t kStreamSetupMs = 30000;
 
 // ---- Terminal ----------------------------------------------------------------
 
@@ -101,6 +104,8 @@ struct rc_sess {
     bool winch_init;
     // out pipe broken: die of SIGPIPE as kubectl (Go) would
     bool sigpipe;
+    uv_timer_t setup_timer;    // SPDY stream setup bound
+    bool setup_timer_init;
 };
 
 static int write_all(int fd, const uint8_t *p, size_t n)
@@ -355,8 +360,14 @@ static void spdy_rst(void *user, uint32_t id, uint32_t)
 
 static void spdy_goaway(void *user, uint32_t, uint32_t)
 {
+    // No more data will come; the error stream counts as ended only if its
+    // FIN arrived (a GOAWAY before the status is a lost session, not a
+    // success).
     rc_sess *s = (rc_sess *)user;
-    s->status_eof = s->out_eof = s->err_eof = true;
+    s->out_eof = s->err_eof = true;
+    in_stop(s);
+    if (!s->status_eof && s->conn)
+        kx_conn_close(s->conn);
 }
 
 // ---- Connection ------------------------------------------------------------------
@@ -550,6 +561,19 @@ static int run_session(rc_sess *s)
             s->err_eof = true;
         if (!o->out)
             s->out_eof = true;
+        uv_timer_init(c->loop, &s->setup_timer);
+        s->setup_timer.data = s;
+        s->setup_timer_init = true;
+        uv_timer_start(&s->setup_timer, [](uv_timer_t *t) {
+            rc_sess *ss = (rc_sess *)t->data;
+            if (ss->started || ss->proto_error)
+                return;
+            ss->proto_error = true;
+            snprintf(ss->proto_msg, sizeof ss->proto_msg,
+                     "timed out waiting for the server to accept the streams");
+            if (ss->conn)
+                kx_conn_abort(ss->conn);
+        }, kStreamSetupMs, 0);
     }
     if (s->ws) {
         if (!o->out)
@@ -674,6 +698,8 @@ int kx_cli_rc_run(kx_cli *c, kx_cli_http *h, const kx_cli_rc_opts *o)
         uv_run(c->loop, UV_RUN_ONCE);
     if (s.winch_init)
         uv_close((uv_handle_t *)&s.winch, nullptr);
+    if (s.setup_timer_init)
+        uv_close((uv_handle_t *)&s.setup_timer, nullptr);
     if (s.in_poll_init)
         uv_close((uv_handle_t *)&s.in_poll, nullptr);
     if (s.in_idle_init)
