@@ -58,7 +58,7 @@ static int parse_spec(const char *arg, file_spec *f)
 // One exec with the given local fds; returns its exit code (or 1 with an
 // error printed). quiet: no "command terminated" line.
 static int run_exec(kx_cli *c, const file_spec *f, const char *container, char *const *cmd,
-                    int ncmd, int in_fd, int out_fd, bool quiet)
+                    int ncmd, int in_fd, int out_fd, bool quiet, const char *progress = nullptr)
 {
     kx_cli_http *h;
     if (kx_cli_http_open(c, &h))
@@ -87,6 +87,7 @@ static int run_exec(kx_cli *c, const file_spec *f, const char *container, char *
     o.out_fd = out_fd;
     o.err_fd = 2;
     o.quiet = quiet;
+    o.progress = progress;
     return kx_cli_rc_run(c, h, &o);
 }
 
@@ -196,7 +197,7 @@ static int copy_from_pod(kx_cli *c, const file_spec *src, const char *dest,
     if (pid < 0)
         return kx_cli_err("cannot start tar: %s", strerror(errno));
     char *rtar[] = {(char *)"tar", (char *)"cf", (char *)"-", (char *)"-C", sdir, sbase};
-    int rc = run_exec(c, src, container, rtar, 6, -1, fd, false);
+    int rc = run_exec(c, src, container, rtar, 6, -1, fd, false, "kubexec cp: received");
     close(fd);
     int trc = wait_tar(pid);
     if (rc == 0 && trc != 0)
@@ -239,8 +240,9 @@ static int copy_to_pod(kx_cli *c, const char *src, const file_spec *dest, const 
     char *rtar_keep[] = {(char *)"tar", (char *)"-xmf", (char *)"-", (char *)"-C", ddir};
     char *rtar_nop[] = {(char *)"tar", (char *)"--no-same-permissions", (char *)"--no-same-owner",
                         (char *)"-xmf", (char *)"-", (char *)"-C", ddir};
-    int rc = no_preserve ? run_exec(c, dest, container, rtar_nop, 7, fd, 1, false)
-                         : run_exec(c, dest, container, rtar_keep, 5, fd, 1, false);
+    int rc = no_preserve
+                 ? run_exec(c, dest, container, rtar_nop, 7, fd, 1, false, "kubexec cp: sent")
+                 : run_exec(c, dest, container, rtar_keep, 5, fd, 1, false, "kubexec cp: sent");
     close(fd);
     int trc = wait_tar(pid);
     if (rc == 0 && trc != 0)

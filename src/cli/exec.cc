@@ -166,7 +166,7 @@ int kx_cmd_attach(kx_cli *c, int argc, char **argv)
     int rc = kx_cli_rc_run(c, h, &o);
     if (in && t && !quiet)
         fprintf(stderr,
-                "Session ended, resume using 'kubectl attach %s -c %s -i -t' command when the pod "
+                "Session ended, resume using 'kubexec attach %s -c %s -i -t' command when the pod "
                 "is running\n",
                 pod.name, ctr);
     return rc;

@@ -1339,13 +1339,16 @@ int build(resolver *r, kx_kcfg *out, const char **why)
             (rc = material(a, u.key_data, u.key_file, &out->key_pem, &out->key_len, why)))
             return rc;
     }
-    if (u.token) {
-        rc = dup_str(&out->token, u.token);
-    } else if (u.token_file) {
+    // client-go reads tokenFile on every request and prefers what it reads
+    // over token; token only stands in when the file cannot be read.
+    if (u.token_file) {
         char *buf;
         size_t n;
-        if ((rc = read_ref(a, u.token_file, &buf, &n, why)))
-            return rc;
+        if ((rc = read_ref(a, u.token_file, &buf, &n, why))) {
+            if (!u.token)
+                return rc;
+            return dup_str(&out->token, u.token);
+        }
         // The file token source trims surrounding white space.
         while (n && isspace((unsigned char)buf[n - 1]))
             n--;
@@ -1354,6 +1357,10 @@ int build(resolver *r, kx_kcfg *out, const char **why)
             s++;
         if (n > s)
             rc = dup_out(&out->token, nullptr, buf + s, n - s);
+        else if (u.token)
+            rc = dup_str(&out->token, u.token);
+    } else if (u.token) {
+        rc = dup_str(&out->token, u.token);
     }
     return rc;
 }

@@ -129,8 +129,9 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
             want_help = true;
     if (ci < 0) {
-        fputs(usage_text, want_help ? stdout : stderr);
-        return want_help ? 0 : 1;
+        // As kubectl: no command prints the help and succeeds.
+        fputs(usage_text, stdout);
+        return 0;
     }
     const char *word = argv[ci];
     if (strcmp(word, "help") == 0) {

@@ -455,6 +455,9 @@ static int listen_on(pf_sess *s, const char *ip, port_map *m, bool required)
     bool v6 = strchr(ip, ':') != nullptr;
     if ((v6 ? uv_ip6_addr(ip, m->local, &a.in6) : uv_ip4_addr(ip, m->local, &a.in4)) != 0)
         return kx_cli_err("%s is not a valid IP", ip);
+    if (s->nlisteners >= sizeof s->listeners / sizeof s->listeners[0])
+        return kx_cli_err("too many listeners: at most %zu ports times addresses",
+                          sizeof s->listeners / sizeof s->listeners[0]);
     pf_listener *l = (pf_listener *)calloc(1, sizeof *l);
     if (!l)
         return kx_cli_err("out of memory");

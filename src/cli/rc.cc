@@ -106,7 +106,17 @@ struct rc_sess {
     bool sigpipe;
     uv_timer_t setup_timer;    // SPDY stream setup bound
     bool setup_timer_init;
+    uint64_t moved;            // bytes of stdin sent + stdout written
+    uv_timer_t progress_timer; // cp's progress line
+    bool progress_init, progress_shown;
 };
+
+static void progress_print(rc_sess *s, bool last)
+{
+    double mb = (double)s->moved / 1e6;
+    fprintf(stderr, "\r%s: %.1f MB%s", s->o->progress, mb, last ? "\n" : "");
+    s->progress_shown = true;
+}
 
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -132,6 +142,8 @@ static void out_bytes(rc_sess *s, int fd, const uint8_t *p, size_t n)
 {
     if (n == 0 || s->sigpipe)
         return;
+    if (fd == s->o->out_fd)
+        s->moved += n;
     if (write_all(fd, p, n) == -EPIPE)
         s->sigpipe = true;
 }
@@ -182,6 +194,7 @@ static bool in_read_once(rc_sess *s)
         return false;
     }
     send_stdin(s, s->inbuf, (size_t)r);
+    s->moved += (uint64_t)r;
     if (s->conn && kx_conn_queued(s->conn) > KX_CONN_HIGH_WATER)
         in_stop(s);
     return true;
@@ -254,6 +267,15 @@ static void winch_cb(uv_signal_t *h, int)
 static void session_started(rc_sess *s)
 {
     s->started = true;
+    // A progress line only for a person watching (stderr is a terminal).
+    if (s->o->progress && isatty(2)) {
+        uv_timer_init(s->c->loop, &s->progress_timer);
+        s->progress_timer.data = s;
+        s->progress_init = true;
+        uv_timer_start(&s->progress_timer, [](uv_timer_t *t) {
+            progress_print((rc_sess *)t->data, false);
+        }, 500, 500);
+    }
     if (s->o->tty && s->o->in) {
         send_size(s);
         uv_signal_init(s->c->loop, &s->winch);
@@ -355,7 +377,15 @@ static void spdy_fin(void *user, uint32_t id)
 
 static void spdy_rst(void *user, uint32_t id, uint32_t)
 {
-    spdy_stream_eof((rc_sess *)user, id);
+    rc_sess *s = (rc_sess *)user;
+    // A kubelet resets streams when it closes the connection after the
+    // status; a reset error stream with no status at all lost it.
+    if (id == s->sid_error && s->status.len == 0 && !s->proto_error) {
+        s->proto_error = true;
+        snprintf(s->proto_msg, sizeof s->proto_msg,
+                 "the server reset the error stream before sending the command's status");
+    }
+    spdy_stream_eof(s, id);
 }
 
 static void spdy_goaway(void *user, uint32_t, uint32_t)
@@ -584,6 +614,11 @@ static int run_session(rc_sess *s)
     while (!s->conn_closed && !(s->status_eof && s->out_eof && s->err_eof) && !s->sigpipe)
         uv_run(c->loop, UV_RUN_ONCE);
     in_stop(s);
+    if (s->progress_init) {
+        uv_timer_stop(&s->progress_timer);
+        if (s->progress_shown)
+            progress_print(s, true);
+    }
     int rc;
     if (s->sigpipe) {
         kx_cli_term_restore();
@@ -700,6 +735,8 @@ int kx_cli_rc_run(kx_cli *c, kx_cli_http *h, const kx_cli_rc_opts *o)
         uv_close((uv_handle_t *)&s.winch, nullptr);
     if (s.setup_timer_init)
         uv_close((uv_handle_t *)&s.setup_timer, nullptr);
+    if (s.progress_init)
+        uv_close((uv_handle_t *)&s.progress_timer, nullptr);
     if (s.in_poll_init)
         uv_close((uv_handle_t *)&s.in_poll, nullptr);
     if (s.in_idle_init)

@@ -14,6 +14,8 @@ struct kx_cli_rc_opts {
     int in_fd, out_fd, err_fd; // local ends (the terminal, or cp's pipes)
     bool raw_terminal;         // put in_fd in raw mode for the session (tty on a terminal)
     bool quiet;                // -q: no "command terminated" line
+    const char *progress;      // cp: label of a progress line on stderr (a
+                               // terminal only), null for none
 };
 
 // Runs one session on h (a connection that answered the pod GET; it is

@@ -412,7 +412,9 @@ static void relative_paths_and_token_file(void **)
     }
     assert_int_equal(chdir(cwd), 0);
 
-    // token beats tokenFile; "token-file" is not a field (kubectl ignores it).
+    // With both, tokenFile wins while it can be read (client-go's
+    // bearerAuthRoundTripper re-reads it for every request);
+    // "token-file" is not a field (kubectl ignores it).
     p = put("rel/conf/tok2",
             "clusters:\n- name: c\n  cluster: {server: 'https://h:1'}\n"
             "users:\n- name: u\n  user: {token: inline, tokenFile: token}\n"
@@ -420,7 +422,7 @@ static void relative_paths_and_token_file(void **)
             "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
             "- name: z\n  context: {cluster: c, user: v}\ncurrent-context: x\n");
     assert_ok(load(nullptr, p));
-    assert_string_equal(cfg.token, "inline");
+    assert_string_equal(cfg.token, "s3cr3t-token");
     kx_kcfg_flags f{};
     f.context = "z";
     assert_ok(load(&f, p));
