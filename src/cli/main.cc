@@ -70,8 +70,12 @@ static const command commands[] = {
      "name\n  --no-preserve=false: The copied file/directory's ownership and permissions will not "
      "be preserved in the container\n"},
     {"get", kx_cmd_get,
-     "Display one or many resources (pods, nodes).\n\nUsage:\n  kubexec get pods|nodes [NAME] "
-     "[-o wide|json|yaml|name] [-A] [-l SELECTOR]\n"},
+     "Display one or many resources (pods, nodes, namespaces).\n\nUsage:\n  kubexec get "
+     "TYPE[,TYPE...] [NAME...] [options]\n\nOptions:\n  -o, --output='': wide, json, yaml or "
+     "name\n  -A, --all-namespaces=false\n  -l, --selector='': label selector\n  "
+     "--field-selector=''\n  --no-headers=false\n  --show-labels=false\n  --show-kind=false\n"
+     "  -L, --label-columns='': comma-separated label keys\n  --ignore-not-found=false\n  "
+     "--chunk-size=500\n"},
     {"version", kx_cmd_version,
      "Print the client and server version information.\n\nUsage:\n  kubexec version [--client] "
      "[-o json|yaml]\n"},
@@ -163,5 +167,8 @@ int main(int argc, char **argv)
     int rc = cmd->run(&cli, n, rest);
     fflush(stdout);
     free(rest);
+    kx_kcfg_free(&cli.cfg);
+    if (cli.ssl)
+        SSL_CTX_free(cli.ssl);
     return rc;
 }
