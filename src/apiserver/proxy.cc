@@ -26,7 +26,7 @@ struct proxy {
     kx_conn *client;
     kx_conn *node;
     proxy_state state;
-    kx_http_parser parser;   // the node's response head
+    kx_http_parser *parser;  // the node's response head (~35 KiB: freed at the splice)
     kx_buf node_bytes;       // node bytes until the upgrade decision
     kx_buf client_early;     // client bytes that arrived before the 101
     kx_buf request;          // request head for the node
@@ -49,6 +49,7 @@ static void proxy_maybe_free(proxy *p)
     kx_buf_free(&p->node_bytes);
     kx_buf_free(&p->client_early);
     kx_buf_free(&p->request);
+    free(p->parser);
     if (p->counted && --p->srv->active_sessions == 0) {
         free(p);
         // Idle again after a burst of sessions: return the freed pages.
@@ -108,6 +109,9 @@ static const kx_http_callbacks proxy_parser_cb = {proxy_on_head, nullptr, proxy_
 static void proxy_start_splice(proxy *p)
 {
     p->state = P_SPLICE;
+    // Called after kx_http_feed returned: the parser is done for good.
+    free(p->parser);
+    p->parser = nullptr;
     p->srv->proxied_sessions++;
     p->srv->active_sessions++;
     p->counted = true;
@@ -139,12 +143,12 @@ static void node_on_data(kx_conn *c, const uint8_t *d, size_t n)
     }
     if (p->state == P_RELAY_ERROR) {
         // Keep reading the answer's body; the parser says when it is whole.
-        kx_http_feed(&p->parser, d, n);
+        kx_http_feed(p->parser, d, n);
         if (p->node_complete)
             proxy_relay_error(p);
         return;
     }
-    long used = kx_http_feed(&p->parser, d, n);
+    long used = kx_http_feed(p->parser, d, n);
     if (used < 0) {
         proxy_client_status(p, 500, "InternalError",
                             "Internal error occurred: invalid upgrade response from node");
@@ -185,7 +189,7 @@ static void node_on_end(kx_conn *c, int)
 {
     proxy *p = (proxy *)kx_conn_user(c);
     if (p->state == P_RELAY_ERROR) {
-        kx_http_eof(&p->parser);
+        kx_http_eof(p->parser);
         proxy_relay_error(p);
         return;
     }
@@ -276,7 +280,13 @@ void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stre
         return;
     }
     p->srv = s;
-    kx_http_parser_init(&p->parser, KX_HTTP_RESPONSE, &proxy_parser_cb, p);
+    p->parser = (kx_http_parser *)malloc(sizeof *p->parser);
+    if (!p->parser) {
+        free(p);
+        kx_httpd_respond(req, 500, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    kx_http_parser_init(p->parser, KX_HTTP_RESPONSE, &proxy_parser_cb, p);
     p->next = g_proxies;
     if (g_proxies)
         g_proxies->pprev = &p->next;

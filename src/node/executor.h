@@ -27,9 +27,11 @@ struct kx_exec_req {
 };
 
 struct kx_exec_proc {
-    pid_t pid;                  // host pid to WATCH with the reaper (a direct child, the helper):
-                                // its exit status is the command's (exit code, or 128+signal as
-                                // an exit code), so kx_exit_code() gives the answer either way
+    pid_t pid;                  // host pid to WATCH with the reaper: the command itself when
+                                // this process is a child subreaper (it adopts the command once
+                                // the helper exited), else the helper, a direct child whose exit
+                                // status is the command's (exit code, or 128+signal as an exit
+                                // code); kx_exit_code() gives the answer either way
     pid_t cmd_pid;              // host pid of the command itself, to SIGNAL (SIGHUP/SIGKILL on
                                 // client loss); not our child, never wait for it
     int stdin_fd, stdout_fd, stderr_fd;   // our ends (O_NONBLOCK|O_CLOEXEC), owned by the caller,
@@ -42,8 +44,9 @@ struct kx_exec_proc {
 // Forks a helper that joins the cgroup and namespaces of r->target (and thus
 // its root), opens the pty from the container's /dev/ptmx when tty, forks the
 // command inside the PID namespace (new session; controlling tty when tty;
-// chdir workdir; every other fd closed), then waits for it and exits with its
-// code. Returns 0 once the command's execve succeeded. On failure returns < 0,
+// chdir workdir; every other fd closed), then exits at once when this process
+// is a child subreaper (see kx_exec_proc.pid), else waits for the command and
+// exits with its code. Returns 0 once the command's execve succeeded. On failure returns < 0,
 // no process is left behind, *out is {0,0,-1,-1,-1}, and err says why:
 //   -ESRCH  `container process 123 is not running` (dead or zombie target)
 //   -ENOENT `exec: "foo": executable file not found in $PATH`

@@ -455,7 +455,9 @@ int main(int argc, char **argv)
             }
         }
 
-        // Killing the command through cmd_pid is reported through the helper.
+        // Killing the command through cmd_pid is reported through the watched
+        // pid: the command itself, adopted by us (a child subreaper, see
+        // kx_reaper_init) once the helper exited.
         {
             static const char *const s1[] = {"sleep", "100", nullptr};
             kx_exec_req r = {};
@@ -465,7 +467,7 @@ int main(int argc, char **argv)
             r.out = true;
             kx_exec_proc p;
             rc = kx_exec_spawn(&r, &p, err, sizeof err);
-            check(rc == 0 && p.cmd_pid > 0 && p.cmd_pid != p.pid && p.stdin_fd == -1 &&
+            check(rc == 0 && p.cmd_pid > 0 && p.cmd_pid == p.pid && p.stdin_fd == -1 &&
                       p.stderr_fd == -1,
                   "exec sleep (%d %s)", rc, err);
             if (rc == 0) {
