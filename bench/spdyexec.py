@@ -97,7 +97,8 @@ def one(args, ctx, dic):
                 break
         else:
             sid = struct.unpack(">I", buf[0:4])[0] & 0x7FFFFFFF
-            got += length
+            if sid == 3:  # stdout only (the error stream carries the status)
+                got += length
             if flags & 1:
                 open_peer.discard(sid)
         buf = buf[8 + length:]
@@ -115,6 +116,7 @@ def main():
     ap.add_argument("--ca")
     ap.add_argument("--token")
     ap.add_argument("--root", default=__file__.rsplit("/", 2)[0] or ".")
+    ap.add_argument("--bytes", action="store_true", help="print the stdout bytes received, not ms")
     args = ap.parse_args()
     dic = load_dict(args.root)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -127,8 +129,8 @@ def main():
         ctx.load_cert_chain(args.cert, args.key)
     for _ in range(args.n):
         t0 = time.perf_counter()
-        one(args, ctx, dic)
-        print("%.3f" % ((time.perf_counter() - t0) * 1e3))
+        got = one(args, ctx, dic)
+        print(got if args.bytes else "%.3f" % ((time.perf_counter() - t0) * 1e3))
         sys.stdout.flush()
 
 
