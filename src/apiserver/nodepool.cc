@@ -13,7 +13,9 @@
 #include "kubexec/util.h"
 #include "server.h"
 
-static const uint64_t kSpareMaxAgeMs = 30000;
+// Long enough for a script's next exec, short enough that an idle cluster
+// holds no connection for long.
+static const uint64_t kSpareMaxAgeMs = 10000;
 static const size_t kMaxSpares = 64;
 
 struct spare {

@@ -40,7 +40,7 @@ void kx_proxy_close_all(void);
 // and must kx_conn_set_user it before returning to the loop.
 kx_conn *kx_nodepool_take(kx_apiserver *srv, const char *host, int port);
 // Dials a spare connection to host:port unless one exists (one per node; it
-// is closed after 30 s unused, or when the node closes or writes on it).
+// is closed after 10 s unused, or when the node closes or writes on it).
 void kx_nodepool_warm(kx_apiserver *srv, const char *host, int port);
 // Shutdown: closes every spare.
 void kx_nodepool_close_all(void);

@@ -147,7 +147,8 @@ int kx_cmd_attach(kx_cli *c, int argc, char **argv)
         // The container has a terminal: the server insists on tty=true.
         t = true;
     }
-    if (in && t && !quiet)
+    // kubectl 1.33 prints the hint for every attach, terminal or not.
+    if (!quiet)
         fputs("If you don't see a command prompt, try pressing enter.\n", stderr);
     kx_cli_rc_opts o = {};
     o.subresource = "attach";

@@ -2,6 +2,9 @@
 # kubectl-versions.sh — print one "VERSION PATH" line per kubectl the integration tests
 # run against: 1.20 (SPDY only, legacy discovery), 1.27 (SPDY, v2beta1 discovery),
 # 1.29 (SPDY v5), 1.32 and 1.33 (WebSocket v5 first). See docs clients.md §1.
+# Plus the line "kubexec PATH": our own CLI, $KUBEXEC_BUILD/src/cli/kubexec (build
+# dir as run.sh takes it, default "build" under the repo root), run by the same
+# checks as the kubectls (issue 4, acceptance 1).
 #
 # 1.27 … 1.33 are the versioned binaries gcloud ships beside its kubectl dispatcher.
 # 1.20 is Debian bookworm's kubernetes-client package, fetched with `apt-get download`
@@ -10,20 +13,23 @@
 # run (make deps does it). Cache dir: $KUBEXEC_CACHE_DIR, else
 # ${XDG_CACHE_HOME:-$HOME/.cache}/kubexec.
 #
-# A missing version is an error (exit 1), not a skip: a test run that silently lost a
+# A missing version (kubexec included) is an error (exit 1), not a skip: a test run that silently lost a
 # client version would claim coverage it does not have.
 #
-# KUBEXEC_KUBECTL_VERSIONS="1.33 1.20" restricts the list (for quick local runs).
-# --fetch (what `make deps` passes): the same; it exists so the deps step reads as
+# KUBEXEC_KUBECTL_VERSIONS="1.33 1.20 kubexec" restricts the list (for quick local runs).
+# --fetch (what `make deps` passes): the same, but kubexec is skipped (it is built,
+# not fetched, and deps run before the build); it exists so the deps step reads as
 # "fetch the clients now", while the network (apt) is known to be available.
 set -euo pipefail
 
+fetch=0
 case ${1:-} in
-'' | --fetch) ;;
+'') ;;
+--fetch) fetch=1 ;;
 *) echo "usage: $0 [--fetch]" >&2; exit 2 ;;
 esac
 
-WANT=${KUBEXEC_KUBECTL_VERSIONS:-"1.20 1.27 1.29 1.32 1.33"}
+WANT=${KUBEXEC_KUBECTL_VERSIONS:-"1.20 1.27 1.29 1.32 1.33 kubexec"}
 CACHE=${KUBEXEC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubexec}
 
 
@@ -97,6 +103,20 @@ for v in $WANT; do
 			echo "$v $p"
 		else
 			echo "kubectl-versions: kubectl $v not found or wrong version at ${p:-<no kubectl on PATH>}" >&2
+			rc=1
+		fi
+		;;
+	kubexec)
+		[ "$fetch" = 1 ] && continue
+		root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+		p=${KUBEXEC_BUILD:-build}
+		case $p in /*) ;; *) p=$root/$p ;; esac
+		p=$p/src/cli/kubexec
+		# It must run, not just exist: --help is the one answer that needs no server.
+		if [ -x "$p" ] && timeout 20 "$p" --help >/dev/null 2>&1; then
+			echo "kubexec $p"
+		else
+			echo "kubectl-versions: kubexec not built or not runnable at $p (ninja -C \$KUBEXEC_BUILD)" >&2
 			rc=1
 		fi
 		;;

@@ -14,7 +14,13 @@
 #                   run one kubectl version with its own HOME and --cache-dir (kubectl
 #                   caches discovery per host:port; versions ask for different
 #                   discovery formats, so they must not share a cache), always under
-#                   `timeout`.
+#                   `timeout`. The label "kubexec" (kubectl-versions.sh) is our own
+#                   CLI, run by the same checks; KX_IS_KUBEXEC=1 while it is current.
+#   kx_set_ref / kq / kqr
+#                   a real kubectl for the tests' own queries (-o jsonpath, get --raw
+#                   /metrics) that are no client's acceptance check and that kubexec
+#                   does not implement: kq is kc for a kubectl, the reference kubectl
+#                   when the current client is kubexec.
 #
 # Environment: KUBEXEC_BUILD (build dir, default "build", relative to the repo root),
 # KX_KEEP=1 (keep the temp dir and logs), KX_START_TIMEOUT (s, default 30),
@@ -153,11 +159,39 @@ KX_KHOME=
 
 # use_kubectl VERSION PATH: later kc/kcr calls run this kubectl, with a HOME and a
 # discovery cache of its own (created on first use, kept for this cluster).
+KX_IS_KUBEXEC=0
 use_kubectl() {
 	KX_KVER=$1
 	KX_KBIN=$2
 	KX_KHOME=$KX_TMP/home-$1
+	case $1 in
+	kubexec | kubexec-*) KX_IS_KUBEXEC=1 ;;
+	*) KX_IS_KUBEXEC=0 ;;
+	esac
 	mkdir -p "$KX_KHOME/.kube/cache"
+}
+
+# kx_set_ref VERSION_LINES: the reference kubectl is the last kubectl (not kubexec)
+# of kubectl-versions.sh's "LABEL PATH" lines, else the kubectl on PATH.
+KX_REF_KBIN=kubectl
+kx_set_ref() {
+	local l
+	KX_REF_KBIN=kubectl
+	while read -r l; do
+		case ${l%% *} in kubexec | kubexec-* | '') ;; *) KX_REF_KBIN=${l#* } ;; esac
+	done <<<"$1"
+}
+
+# kq ARGS...: like kc, but a kubexec client is replaced by the reference kubectl
+# (its own HOME and cache), for queries that are not what the test checks.
+kq() {
+	if [ "$KX_IS_KUBEXEC" != 1 ]; then
+		kc "$@"
+		return
+	fi
+	mkdir -p "$KX_TMP/home-ref/.kube/cache"
+	timeout --foreground -k 5 "${KX_KC_TIMEOUT_ONCE:-$KX_KC_TIMEOUT}" env HOME="$KX_TMP/home-ref" \
+		KUBECONFIG="$KUBECONFIG" "$KX_REF_KBIN" --cache-dir "$KX_TMP/home-ref/.kube/cache" "$@"
 }
 
 # kc ARGS...: run the current kubectl under `timeout` (KX_KC_TIMEOUT, or
@@ -176,6 +210,14 @@ kcr() {
 	KX_O=$KX_TMP/kc.out
 	KX_E=$KX_TMP/kc.err
 	kc "$@" >"$KX_O" 2>"$KX_E"
+	KX_RC=$?
+}
+
+# kqr ARGS...: kq with the outputs as kcr keeps them.
+kqr() {
+	KX_O=$KX_TMP/kc.out
+	KX_E=$KX_TMP/kc.err
+	kq "$@" >"$KX_O" 2>"$KX_E"
 	KX_RC=$?
 }
 

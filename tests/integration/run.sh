@@ -74,6 +74,15 @@ timeout --foreground -k 60 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_portforward.s
 	)
 rc_pf=${PIPESTATUS[0]}
 
+# kubexec get / version / completion against kubectl 1.33's output, and the
+# merged two-file KUBECONFIG (issue 4, acceptance 2).
+timeout --foreground -k 60 "${KX_TOTAL_TIMEOUT:-1800}" "$HERE/test_cli_get.sh" 2>&1 |
+	(
+		trap '' INT TERM
+		grep --line-buffered -v -E '^[0-9]+ passed, [0-9]+ failed$' | tee -a "$log"
+	)
+rc_get=${PIPESTATUS[0]}
+
 # The runtime and pod-manager smoke tests (real namespaces, mounts, cgroups,
 # restarts, bad manifests) and `make demo`'s script, each one check.
 extra() {
@@ -108,6 +117,10 @@ if [ "$rc_attach" != 0 ] && [ "$failed" = 0 ]; then
 fi
 if [ "$rc_pf" != 0 ] && [ "$failed" = 0 ]; then
 	echo "not ok - test_portforward.sh exited with status $rc_pf without reporting a failure"
+	failed=1
+fi
+if [ "$rc_get" != 0 ] && [ "$failed" = 0 ]; then
+	echo "not ok - test_cli_get.sh exited with status $rc_get without reporting a failure"
 	failed=1
 fi
 if [ "$passed" = 0 ] && [ "$failed" = 0 ]; then

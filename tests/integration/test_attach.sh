@@ -11,9 +11,9 @@
 #
 # Needs root, busybox-static, python3. Run directly:
 #   KUBEXEC_BUILD=build tests/integration/test_attach.sh
-# KUBEXEC_KUBECTL_VERSIONS="1.20 1.29" limits the versions; KX_KEEP=1 keeps logs.
-# kubectl >= 1.30 tries WebSocket first and falls back to SPDY when the node
-# refuses it; KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false forces SPDY.
+# KUBEXEC_KUBECTL_VERSIONS="1.20 1.29 kubexec" limits the versions; KX_KEEP=1 keeps logs.
+# kubectl >= 1.30 and kubexec (our CLI) try WebSocket first and fall back to SPDY
+# when the node refuses it; KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false forces SPDY.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -90,7 +90,7 @@ add_pods() {
 wait_running() {
 	local end=$((SECONDS + $2)) st
 	while :; do
-		st=$(kc get pod "$1" -o 'jsonpath={.status.containerStatuses[0].state.running.startedAt}' </dev/null 2>/dev/null)
+		st=$(kq get pod "$1" -o 'jsonpath={.status.containerStatuses[0].state.running.startedAt}' </dev/null 2>/dev/null)
 		[ -n "$st" ] && return 0
 		[ "$SECONDS" -ge "$end" ] && return 1
 		sleep 0.3
@@ -228,7 +228,7 @@ t_two_and_detach() {
 		"$([ "$l1" != "$l2" ] && [ "${l2#tick }" -gt "${l1#tick }" ]; echo $?)" "last a: $l1, last b: $l2"
 	sleep 1.5
 	pid1=$(ctr_pid ticker)
-	kcr get pod ticker -o 'jsonpath={.status.containerStatuses[0].restartCount}' </dev/null
+	kqr get pod ticker -o 'jsonpath={.status.containerStatuses[0].restartCount}' </dev/null
 	result "[$1] Ctrl-C and SIGKILL of attachers leave the container running (same pid, no restart)" \
 		"$([ -n "$pid0" ] && [ "$pid0" = "$pid1" ] && [ "$(cat "$KX_O")" = 0 ]; echo $?)" \
 		"pid before $pid0, after $pid1, restartCount $(cat "$KX_O")"
@@ -242,7 +242,7 @@ t_tty() {
 	st=$?
 	result "[$1] attach -it ttysh under a 33x97 pty: commands run, size applied, /dev/pts/N, a local resize (40x108) reaches the shell" "$st" \
 		"helper exit $st; output: $(printf '%s' "$out" | head -c 600 | cat -v)"
-	kcr get pod ttysh -o 'jsonpath={.status.containerStatuses[0].restartCount} {.status.phase}' </dev/null
+	kqr get pod ttysh -o 'jsonpath={.status.containerStatuses[0].restartCount} {.status.phase}' </dev/null
 	result "[$1] the shell survives the attacher's SIGKILL" \
 		"$([ "$(cat "$KX_O")" = "0 Running" ]; echo $?)" "$(kx_why)"
 }
@@ -268,7 +268,7 @@ t_exit() {
 	wait_running short 20 || { fail "[$1] pod short running" "not running"; return; }
 	kc_bg "$KX_TMP/s.out" "$KX_TMP/s.err" attach short
 	sleep 2
-	kc exec short -- touch /tmp/go </dev/null >/dev/null 2>&1
+	kq exec short -- touch /tmp/go </dev/null >/dev/null 2>&1
 	wait "$BG_PID"
 	rc=$?
 	result "[$1] attach ends with the container's exit: kubectl exits 3" \
@@ -333,9 +333,10 @@ else
 fi
 rm -f "/tmp/kubexec-kv.$$"
 mapfile -t vlines <<<"$versions"
+kx_set_ref "$versions"
 
 KX_TMP_PREFIX=kubexec-attach
-if start_cluster "${vlines[-1]#* }"; then
+if start_cluster "$KX_REF_KBIN"; then
 	ok "cluster starts and pod demo is Running"
 else
 	fail "cluster starts and pod demo is Running" "see the log lines above"

@@ -22,6 +22,7 @@ summary() {
 }
 
 MAIN_PID=$BASHPID
+PROXY_PID=
 on_exit() {
 	local rc=$?
 	# Only the main shell owns the cluster, never a subshell that inherited the trap.
@@ -30,6 +31,7 @@ on_exit() {
 	# not cut the cleanup short: the daemons run in their own sessions and would stay.
 	# Nor may a reader that went away (SIGPIPE).
 	trap '' INT TERM PIPE
+	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null
 	# Reached only when something aborted the run: still stop and check everything.
 	if [ -n "$KX_TMP" ]; then
 		fail "run completed" "interrupted or aborted (exit status $rc); stopping the cluster"
@@ -323,6 +325,7 @@ else
 fi
 rm -f "/tmp/kubexec-kv.$$"
 mapfile -t vlines <<<"$versions"
+kx_set_ref "$versions"
 
 # Short heartbeat and grace period so the NotReady check below is quick.
 export KX_APISERVER_ARGS="--node-grace-period 4" KX_NODE_ARGS="--heartbeat 1"
@@ -334,8 +337,8 @@ t_notready() {
 	kill -STOP "$KX_NODE_PID"
 	end=$((SECONDS + 15))
 	while :; do
-		st=$(kc get node "$KX_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)
-		ph=$(kc get pod demo -o 'jsonpath={.status.phase}' 2>/dev/null)
+		st=$(kq get node "$KX_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)
+		ph=$(kq get pod demo -o 'jsonpath={.status.phase}' 2>/dev/null)
 		[ "$st" = Unknown ] && [ "$ph" = Unknown ] && break
 		[ "$SECONDS" -ge "$end" ] && break
 		sleep 0.5
@@ -346,8 +349,8 @@ t_notready() {
 	kill -CONT "$KX_NODE_PID"
 	end=$((SECONDS + 15))
 	while :; do
-		st=$(kc get node "$KX_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)
-		ph=$(kc get pod demo -o 'jsonpath={.status.phase}' 2>/dev/null)
+		st=$(kq get node "$KX_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)
+		ph=$(kq get pod demo -o 'jsonpath={.status.phase}' 2>/dev/null)
 		[ "$st" = True ] && [ "$ph" = Running ] && break
 		[ "$SECONDS" -ge "$end" ] && break
 		sleep 0.5
@@ -358,7 +361,7 @@ t_notready() {
 }
 
 # Wait for the pod with the newest kubectl of the list.
-if start_cluster "${vlines[-1]#* }"; then
+if start_cluster "$KX_REF_KBIN"; then
 	ok "cluster starts and pod demo is Running"
 else
 	fail "cluster starts and pod demo is Running" "see the log lines above"
@@ -385,18 +388,21 @@ for line in "${vlines[@]}"; do
 	t_concurrent "$ver"
 	t_sigkill "$ver" "$((1234000 + vi))"
 done
-# kubectl >= 1.30 took the WebSocket path above; run every check again with
-# KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, which must go over SPDY, and check
+# kubectl >= 1.30 and kubexec took the WebSocket path above; run every check again
+# with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, which must go over SPDY, and check
 # the transport through the API server's /metrics upgrade counters.
 upgrades() { # prints "SPDY WEBSOCKET"
-	kc get --raw /metrics </dev/null 2>/dev/null | awk '
+	kq get --raw /metrics </dev/null 2>/dev/null | awk '
 		/^kubexec_apiserver_upgrades_total\{transport="spdy"\}/ { s = $2 }
 		/^kubexec_apiserver_upgrades_total\{transport="websocket"\}/ { w = $2 }
 		END { print s + 0, w + 0 }'
 }
 for line in "${vlines[@]}"; do
 	ver=${line%% *}
-	case $ver in 1.1* | 1.2*) continue ;; esac
+	case $ver in
+	kubexec | 1.3*) ;;      # WebSocket v5 first, SPDY when told (or refused)
+	*) continue ;;          # SPDY only: the main loop covered it
+	esac
 	use_kubectl "$ver-spdy" "${line#* }"
 	vi=$((vi + 1))
 	read -r s0 w0 <<<"$(upgrades)"
@@ -418,6 +424,65 @@ for line in "${vlines[@]}"; do
 		"$([ "$((w1 - w0))" = 0 ] && [ "$((s1 - s0))" -ge 50 ]; echo $?)" \
 		"upgrades counted by the API server: spdy $s0 -> $s1, websocket $w0 -> $w1"
 done
+
+# Issue 4, acceptance 3: against a server that refuses WebSocket, exec falls back
+# to SPDY and works. ws_refuse_proxy.py stands in front of the API server (its own
+# serving certificate, so only --server changes) and answers every WebSocket
+# upgrade with a 400 Status. kubexec is the subject; kubectl >= 1.30 runs the same
+# checks as the reference for what "falls back" means.
+t_ws_refused() { # V
+	local pre="[$1] server refusing WebSocket:" s0 w0 s1 w1 r0 r1 srv
+	srv=https://127.0.0.1:$PROXY_PORT
+	read -r s0 w0 <<<"$(upgrades)"
+	r0=$(grep -c '^refused websocket upgrade: ' "$KX_TMP/proxy.out")
+	kcr --server "$srv" exec demo -- sh -c 'echo out; echo err >&2; exit 42' </dev/null
+	result "$pre exec sh -c 'echo out; echo err >&2; exit 42': exit 42, out/err split" \
+		"$([ "$KX_RC" = 42 ] && [ "$(cat "$KX_O")" = out ] && grep -qx err "$KX_E" &&
+			grep -qF 'command terminated with exit code 42' "$KX_E"; echo $?)" "$(kx_why)"
+	kcr --server "$srv" exec -i demo -- cat < <(echo hi)
+	result "$pre echo hi | exec -i demo -- cat" \
+		"$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = hi ]; echo $?)" "$(kx_why)"
+	read -r s1 w1 <<<"$(upgrades)"
+	r1=$(grep -c '^refused websocket upgrade: ' "$KX_TMP/proxy.out")
+	result "$pre both execs tried WebSocket first (refused $((r1 - r0))), then went over SPDY (/metrics: spdy +$((s1 - s0)), websocket +$((w1 - w0)))" \
+		"$([ "$((r1 - r0))" = 2 ] && [ "$((s1 - s0))" = 2 ] && [ "$((w1 - w0))" = 0 ]; echo $?)" \
+		"want 2 refused WebSocket upgrades, spdy +2, websocket +0" \
+		"proxy: $(tail -n 3 "$KX_TMP/proxy.out")"
+}
+
+need_proxy=0
+for line in "${vlines[@]}"; do
+	case ${line%% *} in kubexec | 1.3*) need_proxy=1 ;; esac
+done
+if [ "$need_proxy" = 1 ]; then
+	pki=$KX_TMP/apiserver/pki
+	python3 "$HERE/ws_refuse_proxy.py" "${KX_SERVER_URL#https://}" "$pki/apiserver.crt" \
+		"$pki/apiserver.key" "$pki/admin.crt" "$pki/admin.key" "$pki/ca.crt" \
+		</dev/null >"$KX_TMP/proxy.out" 2>&1 &
+	PROXY_PID=$!
+	end=$((SECONDS + 10))
+	PROXY_PORT=
+	while [ -z "$PROXY_PORT" ] && [ "$SECONDS" -lt "$end" ]; do
+		PROXY_PORT=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$KX_TMP/proxy.out")
+		[ -n "$PROXY_PORT" ] || sleep 0.1
+	done
+	if [ -z "$PROXY_PORT" ]; then
+		fail "WebSocket-refusing proxy starts" "$(head -c 600 "$KX_TMP/proxy.out")"
+	else
+		for line in "${vlines[@]}"; do
+			ver=${line%% *}
+			case $ver in
+			kubexec | 1.3*) ;;   # they try WebSocket first
+			*) continue ;;       # SPDY only: nothing to fall back from
+			esac
+			use_kubectl "$ver" "${line#* }"
+			t_ws_refused "$ver"
+		done
+	fi
+	kill "$PROXY_PID" 2>/dev/null
+	wait "$PROXY_PID" 2>/dev/null
+	PROXY_PID=
+fi
 
 t_notready "$ver"
 

@@ -1,19 +1,24 @@
 #!/bin/bash
 # test_portforward.sh — `kubectl port-forward` acceptance checks (protocol.md §5,
 # checklist items 33-37 and 50) with every kubectl version from kubectl-versions.sh,
-# plus 1.33 forced onto SPDY (KUBECTL_PORT_FORWARD_WEBSOCKETS=false), against one
-# real kubexec-apiserver + kubexec-node on loopback.
+# plus the newest kubectl forced onto SPDY (KUBECTL_PORT_FORWARD_WEBSOCKETS=false), and
+# our own CLI `kubexec` (when listed) both ways too, against one real kubexec-apiserver
+# + kubexec-node on loopback.
 #
 # A pod `web` runs `busybox httpd -f -p 8080 -h /www`; every variant keeps one
 # `kubectl port-forward pod/web L:8080 L2:8081` (8081 is closed) and checks:
 #   transport   SPDY (POST) for <= 1.30 and the forced variant, the WebSocket
-#               tunnel (GET, SPDY/3.1+portforward.k8s.io) for >= 1.31
+#               tunnel (GET, SPDY/3.1+portforward.k8s.io) for >= 1.31 (from
+#               kubectl's -v=6 log); kubexec: the tunnel, kubexec-spdy: SPDY (from
+#               the API server's /metrics upgrade counters)
 #   big         a PF_BIG_MB (default 100) MB file arrives with the same sha256
 #   concurrent  PF_CONC (default 20) parallel downloads all complete intact
 #   idle        after PF_IDLE_S (default 70) s without traffic the forward serves
 #   closed port curl through L2 fails; kubectl reports the node's error; <= 1.30
 #               keep forwarding (next request on L works), >= 1.31 exit with
-#               `lost connection to pod` (upstream behaviour)
+#               `lost connection to pod` (upstream behaviour); kubexec prints
+#               "an error occurred forwarding L2 -> 8081: ..." and keeps forwarding
+#               (next request on L works) on either transport, by design
 # then: a hostNetwork pod is reachable through port-forward, and the node has no
 # more open fds than before the forwards once every kubectl is gone.
 #
@@ -58,8 +63,9 @@ trap 'exit 130' INT TERM
 command -v curl >/dev/null || { fail "curl is installed"; summary; exit 1; }
 
 VERSIONS=$("$HERE/kubectl-versions.sh") || { fail "kubectl versions available"; summary; exit 1; }
+kx_set_ref "$VERSIONS"
 
-if ! start_cluster; then
+if ! start_cluster "$KX_REF_KBIN"; then
 	fail "cluster starts"
 	stop_cluster
 	summary
@@ -104,8 +110,8 @@ read -r V0 B0 <<<"$(head -n1 <<<"$VERSIONS")"
 use_kubectl "$V0" "$B0"
 end=$((SECONDS + 30))
 while :; do
-	a=$(kc get pod web -o 'jsonpath={.status.phase}' 2>/dev/null)
-	b=$(kc get pod hweb -o 'jsonpath={.status.phase}' 2>/dev/null)
+	a=$(kq get pod web -o 'jsonpath={.status.phase}' 2>/dev/null)
+	b=$(kq get pod hweb -o 'jsonpath={.status.phase}' 2>/dev/null)
 	[ "$a" = Running ] && [ "$b" = Running ] && break
 	[ "$SECONDS" -ge "$end" ] && break
 	sleep 0.5
@@ -117,16 +123,39 @@ FD_BEFORE=$(kx_fd_count "$KX_NODE_PID")
 fd_list >"$KX_TMP/fd.before"
 
 # ---------------------------------------------------------------- the forwards
-# Variants: "label minor bin env".
+# Variants: "label minor bin env"; minor is "-" for kubexec (it branches on its label).
 VARIANTS=()
+lastk=
+kxbin=
 while read -r v bin; do
-	VARIANTS+=("$v ${v#1.} $bin -")
+	case $v in
+	kubexec) VARIANTS+=("kubexec - $bin -"); kxbin=$bin ;;
+	*) VARIANTS+=("$v ${v#1.} $bin -"); lastk="$v $bin" ;;
+	esac
 done <<<"$VERSIONS"
-last=$(tail -n1 <<<"$VERSIONS")
-VARIANTS+=("${last%% *}-spdy 0 ${last#* } KUBECTL_PORT_FORWARD_WEBSOCKETS=false")
+[ -n "$lastk" ] && VARIANTS+=("${lastk%% *}-spdy 0 ${lastk#* } KUBECTL_PORT_FORWARD_WEBSOCKETS=false")
+[ -n "$kxbin" ] && VARIANTS+=("kubexec-spdy - $kxbin KUBECTL_PORT_FORWARD_WEBSOCKETS=false")
+
+wait_forwarding() { # LABEL
+	local end=$((SECONDS + 20))
+	while ! grep -q "Forwarding from 127.0.0.1:${LPORT[$1]} " "${LOG[$1]}"; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.2
+	done
+}
+
+# upgrades: "SPDY WS" from the API server's /metrics (the reference kubectl for
+# kubexec). Port-forward upgrades count there per transport, together with exec's.
+upgrades() {
+	local m
+	m=$(kq get --raw /metrics </dev/null 2>/dev/null)
+	printf '%s %s\n' \
+		"$(awk '$1 == "kubexec_apiserver_upgrades_total{transport=\"spdy\"}" { print $2 }' <<<"$m")" \
+		"$(awk '$1 == "kubexec_apiserver_upgrades_total{transport=\"websocket\"}" { print $2 }' <<<"$m")"
+}
 
 BASE=$((20000 + RANDOM % 20000))
-declare -A LPORT CPORT LOG PID
+declare -A LPORT CPORT LOG PID UP_BEFORE UP_AFTER
 i=0
 for var in "${VARIANTS[@]}"; do
 	read -r label minor bin envv <<<"$var"
@@ -136,6 +165,15 @@ for var in "${VARIANTS[@]}"; do
 	LOG[$label]=$KX_TMP/pf-$label.log
 	i=$((i + 1))
 	[ "$envv" = - ] && envv=KX_PF_NOENV=1
+	case $label in
+	kubexec | kubexec-spdy)
+		# kubexec logs no requests at -v=6: its one upgrade (made before it prints
+		# "Forwarding from") is read off /metrics, with nothing else upgrading
+		# meanwhile (every forward started before it has made its own).
+		for p in "${!PID[@]}"; do wait_forwarding "$p"; done
+		UP_BEFORE[$label]=$(upgrades)
+		;;
+	esac
 	# Not through kc: the idle phase needs more than KX_KC_TIMEOUT, and -v=6
 	# shows which upgrade kubectl made.
 	timeout -k 5 900 env HOME="$KX_KHOME" KUBECONFIG="$KUBECONFIG" "$envv" \
@@ -144,15 +182,13 @@ for var in "${VARIANTS[@]}"; do
 		</dev/null >"${LOG[$label]}" 2>&1 &
 	PID[$label]=$!
 	PF_PIDS+=("$!")
+	case $label in
+	kubexec | kubexec-spdy)
+		wait_forwarding "$label"
+		UP_AFTER[$label]=$(upgrades)
+		;;
+	esac
 done
-
-wait_forwarding() { # LABEL
-	local end=$((SECONDS + 20))
-	while ! grep -q "Forwarding from 127.0.0.1:${LPORT[$1]} " "${LOG[$1]}"; do
-		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.2
-	done
-}
 
 fetch_sha() { # PORT PATH
 	curl -sS --max-time 120 "http://127.0.0.1:$1/$2" | sha256sum | cut -d' ' -f1
@@ -163,7 +199,15 @@ for var in "${VARIANTS[@]}"; do
 	wait_forwarding "$label"
 	result "[$label] port-forward starts" $? "$(grep -v round_trippers "${LOG[$label]}" | tail -n 5)"
 	# -v=6 shows the upgrade: the tunnel dialer names what it negotiated.
-	if [ "$minor" -ge 31 ]; then
+	if [ "$label" = kubexec ] || [ "$label" = kubexec-spdy ]; then
+		read -r s0 w0 <<<"${UP_BEFORE[$label]}"
+		read -r s1 w1 <<<"${UP_AFTER[$label]}"
+		if [ "$label" = kubexec ]; then want="0 1" name="uses the WebSocket tunnel"; else want="1 0" name="uses SPDY"; fi
+		result "[$label] $name (/metrics: spdy +$((${s1:-0} - ${s0:-0})), websocket +$((${w1:-0} - ${w0:-0})))" \
+			"$([ -n "$s0" ] && [ -n "$s1" ] && [ -n "$w0" ] && [ -n "$w1" ] &&
+				[ "$((s1 - s0)) $((w1 - w0))" = "$want" ]; echo $?)" \
+			"upgrades_total spdy/websocket before '${UP_BEFORE[$label]}', after '${UP_AFTER[$label]}'; want +$want"
+	elif [ "$minor" -ge 31 ]; then
 		grep -q 'tunneling_dialer.*negotiated protocol: portforward.k8s.io' "${LOG[$label]}"
 		result "[$label] uses the WebSocket tunnel" $? "$(grep -i portforward "${LOG[$label]}" | tail -n 3)"
 	else
@@ -219,7 +263,17 @@ for var in "${VARIANTS[@]}"; do
 	while ! grep -q 'error forwarding port 8081' "${LOG[$label]}" && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
 	grep -q 'error forwarding port 8081 to pod web' "${LOG[$label]}"
 	result "[$label] kubectl shows the node's error" $? "$(grep -v round_trippers "${LOG[$label]}" | tail -n 4)"
-	if [ "$minor" -ge 27 ] || [ "$label" != "${label%-spdy}" ]; then
+	if [ "$label" = kubexec ] || [ "$label" = kubexec-spdy ]; then
+		# By design kubexec reports the error and goes on serving (issue 4).
+		grep -q "^an error occurred forwarding ${CPORT[$label]} -> 8081: .*error forwarding port 8081 to pod web" "${LOG[$label]}"
+		result "[$label] kubexec prints 'an error occurred forwarding ${CPORT[$label]} -> 8081: <the node's error>'" $? \
+			"$(tail -n 4 "${LOG[$label]}")"
+		got=$(curl -sS --max-time 20 "http://127.0.0.1:${LPORT[$label]}/index.html" 2>&1)
+		st=$([ "$got" = hello-from-web ]; echo $?)
+		kx_wait_exit "${PID[$label]}" 0 && st=1
+		result "[$label] kubexec keeps forwarding: the next connection to the open port works" "$st" \
+			"got: $got" "kubexec $([ "$(kx_state "${PID[$label]}")" = Z ] || [ -z "$(kx_state "${PID[$label]}")" ] && echo gone || echo 'still running'): $(tail -n 3 "${LOG[$label]}")"
+	elif [ "$minor" -ge 27 ] || [ "$label" != "${label%-spdy}" ]; then
 		# Newer clients (seen: 1.27 and later; 1.20 does not) end the session on
 		# any error-stream text, on either transport.
 		st=0

@@ -24,7 +24,8 @@
 # Needs root, busybox-static, python3 (pty), curl, and for the client-node check
 # Node 22 + @kubernetes/client-node (client-node-setup.sh; make deps installs them).
 # KUBEXEC_BUILD=build tests/integration/test_stream.sh
-# KUBEXEC_KUBECTL_VERSIONS="1.20 1.33" limits the versions; KX_KEEP=1 keeps logs;
+# KUBEXEC_KUBECTL_VERSIONS="1.20 1.33 kubexec" limits the versions (kubexec: our CLI,
+# checked like kubectl 1.33 except where noted); KX_KEEP=1 keeps logs;
 # PF_BIG_MB (100), PF_CONC (20), PF_IDLE_S (70), CP_MB (20) scale the data checks.
 set -uo pipefail
 
@@ -252,10 +253,11 @@ EOF
 
 # ---------------------------------------------------------------- 1. exec transport
 
-# upgrades: "SPDY WS" from the API server's /metrics (via the current kubectl).
+# upgrades: "SPDY WS" from the API server's /metrics (via the current kubectl, or
+# the reference kubectl while kubexec is the client: kq).
 upgrades() {
 	local m
-	m=$(kc get --raw /metrics </dev/null 2>/dev/null)
+	m=$(kq get --raw /metrics </dev/null 2>/dev/null)
 	printf '%s %s\n' \
 		"$(awk '$1 == "kubexec_apiserver_upgrades_total{transport=\"spdy\"}" { print $2 }' <<<"$m")" \
 		"$(awk '$1 == "kubexec_apiserver_upgrades_total{transport=\"websocket\"}" { print $2 }' <<<"$m")"
@@ -274,9 +276,18 @@ check_delta() {
 		"upgrades spdy +$((s1 - s0)) websocket +$((w1 - w0)), want spdy +$4 websocket +$5"
 }
 
-t_transport() { # V MINOR
+# exec_prefers_ws V: 0 when client V tries WebSocket v5 first for exec and attach.
+exec_prefers_ws() {
+	case $1 in
+	kubexec) return 0 ;;            # as kubectl 1.33 (issue 4)
+	1.*) [ "${1#1.}" -ge 30 ] ;;
+	*) return 1 ;;
+	esac
+}
+
+t_transport() { # V
 	local b a ws=0 sp=1 name
-	[ "$2" -ge 30 ] && { ws=1; sp=0; }
+	exec_prefers_ws "$1" && { ws=1; sp=0; }
 	name="[$1] exec goes over $([ "$ws" = 1 ] && echo 'WebSocket v5' || echo SPDY) (/metrics upgrades_total)"
 	b=$(upgrades)
 	kcr exec demo -- echo hello </dev/null
@@ -310,7 +321,7 @@ t_spdy_forced() {
 # ---------------------------------------------------------------- 2. attach
 
 last_tick() { # the newest "tick N" the ticker has logged, as N
-	kc logs ticker --tail=1 </dev/null 2>/dev/null | sed -n 's/^tick \([0-9]*\)$/\1/p'
+	kq logs ticker --tail=1 </dev/null 2>/dev/null | sed -n 's/^tick \([0-9]*\)$/\1/p'
 }
 
 # ticks FILE: the tick numbers in FILE, one a line.
@@ -458,19 +469,19 @@ restart_logger() {
 	wait_logs_line "a g1 line 20" 15 || kx_log "logger: the first run's lines did not show up"
 	trigger die-a || kx_log "logger: container a did not take the die trigger"
 	while :; do
-		rc=$(kc get pod logger -o 'jsonpath={.status.containerStatuses[?(@.name=="a")].restartCount}' </dev/null 2>/dev/null)
+		rc=$(kq get pod logger -o 'jsonpath={.status.containerStatuses[?(@.name=="a")].restartCount}' </dev/null 2>/dev/null)
 		[ "${rc:-0}" -ge 1 ] && break
 		[ "$SECONDS" -ge "$end" ] && break
 		sleep 0.3
 	done
 	wait_logs_line "a g2 line 20" 15
 	result "logger container a restarted (restartCount ${rc:-?}) and its new run logs" $? \
-		"last lines: $(kc logs logger -c a --tail=3 </dev/null 2>&1 | tr '\n' '|')"
+		"last lines: $(kq logs logger -c a --tail=3 </dev/null 2>&1 | tr '\n' '|')"
 }
 
 wait_logs_line() { # LINE SECONDS: the line shows in `logs logger -c a`
 	local end=$((SECONDS + $2))
-	until kc logs logger -c a </dev/null 2>/dev/null | grep -qxF "$1"; do
+	until kq logs logger -c a </dev/null 2>/dev/null | grep -qxF "$1"; do
 		[ "$SECONDS" -ge "$end" ] && return 1
 		sleep 0.3
 	done
@@ -550,12 +561,23 @@ t_portforward() { # V MINOR
 	# A closed pod port: the local connection fails and kubectl prints the node's
 	# error. kubectl 1.20 then keeps forwarding; from 1.27 on (measured; clients.md
 	# §0.14, §5.3) any error-stream text ends the session: `lost connection to pod`.
+	# kubexec deliberately keeps forwarding (issue 4): it prints "an error occurred
+	# forwarding L -> R: TEXT" and the next connection through it must work.
 	st=0
 	curl -s --max-time 20 "http://127.0.0.1:$cp/" >/dev/null && st=1
 	wait_file_grep "$log" 'error forwarding port 8081' 10 || st=1
 	result "[$1] port-forward to a closed port: connection fails, kubectl shows the error" "$st" \
 		"kubectl: $(tail -n 4 "$log")"
-	if [ "$2" -lt 27 ]; then
+	if [ "$1" = kubexec ]; then
+		grep -q "^an error occurred forwarding $cp -> 8081: .*error forwarding port 8081 to pod web" "$log"
+		result "[$1] port-forward to a closed port: 'an error occurred forwarding $cp -> 8081: <the node's error>'" $? \
+			"kubexec: $(tail -n 4 "$log")"
+		got=$(curl -sS --max-time 20 "http://127.0.0.1:$lp/index.html" 2>&1)
+		st=$([ "$got" = hello-from-web ]; echo $?)
+		kx_wait_exit "$pid" 0 && st=1
+		result "[$1] port-forward: after the closed port, the next connection through the same forward works" \
+			"$st" "got: $got" "kubexec $([ "$(kx_state "$pid")" = Z ] || [ -z "$(kx_state "$pid")" ] && echo gone || echo 'still running'): $(tail -n 4 "$log")"
+	elif [ "$2" -lt 27 ]; then
 		got=$(curl -sS --max-time 20 "http://127.0.0.1:$lp/index.html" 2>&1)
 		result "[$1] port-forward: after the closed port, the next connection works" \
 			"$([ "$got" = hello-from-web ]; echo $?)" "got: $got" "kubectl: $(tail -n 4 "$log")"
@@ -681,9 +703,10 @@ else
 fi
 rm -f "/tmp/kubexec-kv3.$$"
 mapfile -t vlines <<<"$versions"
+kx_set_ref "$versions"
 
 KX_START_HOOK=write_pods
-if start_cluster "${vlines[-1]#* }"; then
+if start_cluster "$KX_REF_KBIN"; then
 	ok "cluster starts and pod demo is Running"
 else
 	fail "cluster starts and pod demo is Running" "see the log lines above"
@@ -701,7 +724,7 @@ end=$((SECONDS + 30))
 while :; do
 	notrun=
 	for p in ticker shell logger web; do
-		[ "$(kc get pod "$p" -o 'jsonpath={.status.phase}' </dev/null 2>/dev/null)" = Running ] ||
+		[ "$(kq get pod "$p" -o 'jsonpath={.status.phase}' </dev/null 2>/dev/null)" = Running ] ||
 			notrun="$notrun $p"
 	done
 	[ -z "$notrun" ] && break
@@ -721,10 +744,10 @@ done
 
 for line in "${vlines[@]}"; do
 	ver=${line%% *}
-	minor=${ver#1.}
+	minor=${ver#1.}   # "kubexec" for kubexec: t_portforward branches on the label first
 	use_kubectl "$ver" "${line#* }"
-	t_transport "$ver" "$minor"
-	[ "$minor" -ge 30 ] && t_spdy_forced "$ver"
+	t_transport "$ver"
+	exec_prefers_ws "$ver" && t_spdy_forced "$ver"
 	t_attach "$ver"
 	t_attach_tty "$ver"
 	t_logs "$ver"
