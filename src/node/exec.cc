@@ -56,7 +56,6 @@ struct exec_session {
     timer_purpose timer_for;
     int open_handles;           // pipes + timer not yet closed
     bool freeing;
-    uint8_t readbuf[32 * 1024]; // one SPDY DATA frame / WebSocket message worth
 };
 
 static void session_maybe_free(exec_session *s);
@@ -137,11 +136,16 @@ static void pipes_pause(exec_session *s)
         uv_read_stop((uv_stream_t *)&s->err);
 }
 
-static void out_alloc(uv_handle_t *h, size_t, uv_buf_t *b)
+// One read buffer for every session: out_read hands the bytes on before it
+// returns (they are copied into the TLS engine), and libuv pairs each
+// alloc with its read on this one thread. One SPDY DATA frame / WebSocket
+// message worth; 32 KiB per held session otherwise.
+static uint8_t g_readbuf[32 * 1024];
+
+static void out_alloc(uv_handle_t *, size_t, uv_buf_t *b)
 {
-    exec_session *s = (exec_session *)h->data;
-    b->base = (char *)s->readbuf;
-    b->len = sizeof s->readbuf;
+    b->base = (char *)g_readbuf;
+    b->len = sizeof g_readbuf;
 }
 
 static void maybe_finish(exec_session *s)
