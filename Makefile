@@ -12,7 +12,22 @@ DEPS = meson ninja-build pkg-config g++ clang libclang-rt-14-dev \
        libjson-c-dev libyaml-dev libwslay-dev busybox-static mandoc python3 hyperfine \
        iproute2 procps util-linux openssl ca-certificates curl
 
-.PHONY: all deps check unit integration demo install clean
+.PHONY: all deps check unit integration demo install clean bench bench-deps
+
+# Bench-only Debian packages (the peers bench/ measures beside us); installed
+# by `make bench-deps`, never by `make deps`.
+BENCH_DEPS = crun runc openssh-server openssh-client containerd hyperfine time \
+             gcc libc6-dev openssl python3 util-linux procps linux-perf
+BENCH_BUILD ?= build-bench
+# `make bench` runs them all; `make bench BENCH=latency` (floor, peers,
+# latency, throughput, footprint, startup, concurrency) runs one.
+BENCH ?=
+
+# Distro packages (packaging/, tests/packages/): tools only `make deb` and
+# `make check-packages` need, installed by `make deps-packages`, not `make deps`.
+PKG_DEPS = debhelper lintian debootstrap rpm
+PKG_OUT ?= build-pkg
+.PHONY: deb deps-packages check-packages
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -53,6 +68,35 @@ demo:
 
 install: all
 	$(MESON) install -C $(BUILD)
+
+bench-deps:
+	@missing=$$(for p in $(BENCH_DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make bench-deps: installing$$(echo $$missing | tr '\n' ' ')"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else echo "make bench-deps: all packages present"; fi
+
+$(BENCH_BUILD)/build.ninja:
+	$(MESON) setup $(BENCH_BUILD) --buildtype=release -Dtests=false
+
+bench: $(BENCH_BUILD)/build.ninja
+	ninja -C $(BENCH_BUILD)
+	B=$(CURDIR)/$(BENCH_BUILD) bench/run.sh $(BENCH)
+
+deps-packages:
+	@missing=$$(for p in $(PKG_DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps-packages: installing$$(echo $$missing | tr '\n' ' ')"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else echo "make deps-packages: all packages present"; fi
+
+# Debian binary packages from a copy of the tree into $(PKG_OUT)/deb/ (+ lintian).
+deb:
+	packaging/build-deb.sh $(PKG_OUT)/deb
+
+# make deb, install/run/upgrade/purge in a debootstrapped Debian 12, rpmbuild.
+check-packages: deps-packages
+	tests/packages/run.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

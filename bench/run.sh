@@ -15,7 +15,7 @@ OUT=${OUT:-/tmp/kx-bench-results-$(date -u +%Y%m%dT%H%M%SZ).txt}
 rc=0
 {
 	echo "# kubexec bench, $(date -u +%FT%TZ), $(nproc) vCPU, $(uname -r)"
-	for s in 10_latency.sh 11_latency_peers.sh 20_throughput.sh 21_throughput_peers.sh \
+	for s in 10_latency.sh 11_latency_peers.sh 12_cli_latency.sh 20_throughput.sh 21_throughput_peers.sh \
 		30_footprint.sh 31_footprint_peers.sh 40_startup.sh 50_concurrency.sh; do
 		if [ $# -gt 0 ]; then
 			want=0

@@ -9,6 +9,7 @@
 
 #include "bootstrap.h"
 #include "kubexec/http1.h"
+#include "kubexec/sdnotify.h"
 #include "kubexec/tls.h"
 #include "server.h"
 
@@ -49,10 +50,12 @@ static void on_httpd_closed(void *)
 static void on_signal(uv_signal_t *, int signum)
 {
     fprintf(stderr, "kubexec-apiserver: %s, shutting down\n", strsignal(signum));
+    kx_sd_notify("STOPPING=1");
     uv_timer_stop(&g_tick);
     uv_signal_stop(&g_sigint);
     uv_signal_stop(&g_sigterm);
     kx_proxy_close_all();
+    kx_nodepool_close_all();
     if (g_srv.httpd) {
         kx_httpd_close(g_srv.httpd, on_httpd_closed, nullptr);
         g_srv.httpd = nullptr;
@@ -173,6 +176,8 @@ int main(int argc, char **argv)
 
     fprintf(stderr, "kubexec-apiserver: serving on %s (kubeconfig %s)\n", url,
             paths.admin_kubeconfig);
+    // Ready for systemd (Type=notify): listening, PKI, kubeconfig and node-token written.
+    kx_sd_notifyf("READY=1\nSTATUS=serving on %s", url);
     uv_run(g_srv.loop, UV_RUN_DEFAULT);
 
     kx_api_free(g_srv.api);

@@ -31,6 +31,7 @@
 #include "crilog.h"
 #include "kubexec/pki.h"
 #include "kubexec/http1.h"
+#include "kubexec/sdnotify.h"
 #include "kubexec/tls.h"
 #include "node.h"
 #include "reaper.h"
@@ -49,11 +50,13 @@ static const char usage_text[] =
     "Options:\n"
     "  --server URL          the API server, https://HOST:PORT (required)\n"
     "  --token-file FILE     file holding the cluster's node-token (required)\n"
-    "  --data-dir DIR        node state: pki/, pod logs (required)\n"
+    "  --data-dir DIR        node state: pki/, pod logs unless --pod-log-dir (required)\n"
     "  --manifest-dir DIR    static pod manifests, YAML or JSON v1 Pod (required)\n"
     "  --image-dir DIR       images: IMAGE_DIR/<image>/ is a root filesystem (required)\n"
     "  --node-name NAME      node name (default: the host name)\n"
     "  --listen ADDR:PORT    streaming endpoint address (default 0.0.0.0:10250; port 0 picks one)\n"
+    "  --pod-log-dir DIR     container logs as DIR/<ns>_<pod>/<container>/<n>.log\n"
+    "                        (default DATA_DIR/pods; the kubelet's is /var/log/pods)\n"
     "  --heartbeat SECONDS   status report interval (default 10)\n"
     "  --container-log-max-size SIZE  rotate a container log beyond SIZE (default 10Mi; 0: never)\n"
     "  --container-log-max-files N    log files kept per container run, 2..100 (default 5)\n"
@@ -62,6 +65,7 @@ static const char usage_text[] =
 
 struct node_cfg {
     const char *server, *token_file, *data_dir, *manifest_dir, *image_dir, *listen;
+    const char *log_dir;   // --pod-log-dir, or null
     char node_name[64];
     int heartbeat_s;
 };
@@ -367,6 +371,7 @@ static void retry_join(int status)
 {
     nlog("API server %s unreachable (%s); retrying in %d s", g_cfg.server, strerror(-status),
          g_retry_s);
+    kx_sd_notifyf("STATUS=joining: API server %s unreachable, retrying", g_cfg.server);
     uv_timer_start(&g_retry, fetch_cacerts, (uint64_t)g_retry_s * 1000, 0);
     g_retry_s = g_retry_s * 2 > 30 ? 30 : g_retry_s * 2;
 }
@@ -474,6 +479,7 @@ static void start_server(void)
     pc.manifest_dir = g_cfg.manifest_dir;
     pc.image_dir = g_cfg.image_dir;
     pc.data_dir = logs;
+    pc.log_dir = g_cfg.log_dir;
     pc.node_name = g_cfg.node_name;
     pc.cgroup_root = cg[0] ? cg : nullptr;
     g_node.pm = kx_podmgr_new(g_node.loop, &pc);
@@ -484,6 +490,8 @@ static void start_server(void)
         return;
     }
     nlog("serving the kubelet API on %s:%d", g_listen_host, g_listen_port);
+    // Ready for systemd (Type=notify): joined, serving, pods starting.
+    kx_sd_notifyf("READY=1\nSTATUS=serving the kubelet API on %s:%d", g_listen_host, g_listen_port);
     uv_timer_start(&g_heartbeat, on_heartbeat_tick, 0, (uint64_t)g_cfg.heartbeat_s * 1000);
     uv_timer_start(&g_report, on_report_tick, 1000, 1000);
 }
@@ -518,6 +526,7 @@ static void on_signal(uv_signal_t *, int signum)
         return;
     g_stopping = true;
     nlog("%s, stopping pods", strsignal(signum));
+    kx_sd_notify("STOPPING=1");
     uv_timer_stop(&g_heartbeat);
     uv_timer_stop(&g_report);
     uv_timer_stop(&g_retry);
@@ -537,6 +546,7 @@ static int parse_args(int argc, char **argv)
         {"node-name", required_argument, nullptr, 'n'},
         {"listen", required_argument, nullptr, 'l'},
         {"heartbeat", required_argument, nullptr, 'b'},
+        {"pod-log-dir", required_argument, nullptr, 'L'},
         {"container-log-max-size", required_argument, nullptr, 'S'},
         {"container-log-max-files", required_argument, nullptr, 'F'},
         {"help", no_argument, nullptr, 'h'},
@@ -551,6 +561,7 @@ static int parse_args(int argc, char **argv)
         case 's': g_cfg.server = optarg; break;
         case 't': g_cfg.token_file = optarg; break;
         case 'd': g_cfg.data_dir = optarg; break;
+        case 'L': g_cfg.log_dir = optarg; break;
         case 'm': g_cfg.manifest_dir = optarg; break;
         case 'i': g_cfg.image_dir = optarg; break;
         case 'n':

@@ -131,7 +131,7 @@ struct pm_pod {
 
 struct kx_podmgr {
     uv_loop_t *loop;
-    char *manifest_dir, *image_dir, *data_dir, *node_name, *cgroup_root;
+    char *manifest_dir, *image_dir, *log_dir, *node_name, *cgroup_root;
     pm_pod *pods;
     uv_timer_t scan_timer;
     bool started, owns_reaper, shutting_down, scan_closed, too_many_logged, dir_err_logged;
@@ -249,7 +249,7 @@ static void detect_host_ip(char out[INET_ADDRSTRLEN])
 
 static int ctr_log_path(const kx_podmgr *pm, const pm_pod *pod, const char *ctr, int n, char *out, size_t cap)
 {
-    int w = snprintf(out, cap, "%s/pods/%s_%s/%s/%d.log", pm->data_dir, pod->ns, pod->name, ctr, n);
+    int w = snprintf(out, cap, "%s/%s_%s/%s/%d.log", pm->log_dir, pod->ns, pod->name, ctr, n);
     return w < 0 || (size_t)w >= cap ? -ENAMETOOLONG : 0;
 }
 
@@ -1161,10 +1161,17 @@ kx_podmgr *kx_podmgr_new(uv_loop_t *loop, const kx_podmgr_config *cfg)
     pm->loop = loop;
     pm->manifest_dir = xstrdup(cfg->manifest_dir);
     pm->image_dir = xstrdup(cfg->image_dir);
-    pm->data_dir = xstrdup(cfg->data_dir);
+    if (cfg->log_dir && *cfg->log_dir) {
+        pm->log_dir = xstrdup(cfg->log_dir);
+    } else {
+        size_t n = strlen(cfg->data_dir) + sizeof "/pods";
+        pm->log_dir = (char *)malloc(n);
+        if (pm->log_dir)
+            snprintf(pm->log_dir, n, "%s/pods", cfg->data_dir);
+    }
     pm->node_name = xstrdup(cfg->node_name ? cfg->node_name : "localhost");
     pm->cgroup_root = xstrdup(cfg->cgroup_root);
-    if (!pm->manifest_dir || !pm->image_dir || !pm->data_dir || !pm->node_name ||
+    if (!pm->manifest_dir || !pm->image_dir || !pm->log_dir || !pm->node_name ||
         (cfg->cgroup_root && !pm->cgroup_root)) {
         kx_podmgr_free(pm);
         return NULL;
@@ -1262,7 +1269,7 @@ void kx_podmgr_free(kx_podmgr *pm)
         return;
     free(pm->manifest_dir);
     free(pm->image_dir);
-    free(pm->data_dir);
+    free(pm->log_dir);
     free(pm->node_name);
     free(pm->cgroup_root);
     free(pm);

@@ -10,7 +10,8 @@
 //   kubexec-node: warning: <what>
 //
 // On-disk layout:
-//   data_dir/pods/<ns>_<pod>/<ctr>/<restartCount>.log   CRI log of each run; a
+//   log_dir/<ns>_<pod>/<ctr>/<restartCount>.log   CRI log of each run (log_dir
+//   defaults to data_dir/pods); a
 //       run starts a fresh file, and only the current and previous run's files
 //       are kept (like the kubelet).
 //   cgroup_root/<ns>_<pod>/<ctr>                          when cgroup_root is set
@@ -34,6 +35,8 @@ enum { KX_PODMGR_MAX_PODS = 256 };   // manifests beyond this are ignored (logge
 
 struct kx_podmgr_config {
     const char *manifest_dir, *image_dir, *data_dir, *node_name;
+    const char *log_dir;       // container logs: LOG_DIR/<ns>_<pod>/<ctr>/<n>.log; null =
+                               // data_dir/pods (the kubelet's is /var/log/pods)
     const char *cgroup_root;   // e.g. /sys/fs/cgroup/kubexec (null = no cgroups); per pod and
                                // container dirs are created; on failure a warning is logged and
                                // the pod runs without
@@ -194,7 +197,7 @@ void kx_podmgr_detach(kx_podmgr_attacher *a);
 json_object *kx_podmgr_pods_json(kx_podmgr *pm);
 
 // Path of a container's current (or, with previous, the run before) log file:
-// data_dir/pods/<ns>_<pod>/<ctr>/<restartCount>.log. Returns 0, -ENOENT (no such
+// log_dir/<ns>_<pod>/<ctr>/<restartCount>.log. Returns 0, -ENOENT (no such
 // pod/container, or no previous run), -ENAMETOOLONG (cap too small).
 int kx_podmgr_log_path(kx_podmgr *pm, const char *ns, const char *pod, const char *ctr, bool previous, char *out,
                        size_t cap);

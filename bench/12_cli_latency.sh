@@ -1,0 +1,58 @@
+#!/bin/bash
+# 12_cli_latency.sh - the CLI issue's benchmark: `kubexec exec demo -- true`
+# against `kubectl exec demo -- true` (1.33, discovery cached), both end to
+# end against our own API server and node, ALTERNATED in one run
+# (interleave.py), median/p99 and their ratio; then the peak RSS of each
+# client (GNU time %M, the largest of R runs). Targets (issue 4): kubexec at
+# least 10x faster than kubectl, under 2 MB peak RSS; each line says met or
+# missed.
+#   ROUNDS=60 WARMUP=5 R=5
+# Output: Markdown on stdout; $OUTDIR/cli_latency.tsv, cli_rss.tsv.
+set -u
+. "$(dirname "$0")/lib.sh"
+ROUNDS=${ROUNDS:-60}
+WARMUP=${WARMUP:-5}
+R=${R:-5}
+trap bench_down EXIT
+bench_up
+export KUBECONFIG=$T/api/admin.kubeconfig
+ours_cli || die "kubexec ($KUBEXEC) is not built or does not work against this cluster"
+KDIR=$T/kcache-1.33
+OURS="kubexec exec demo -- true"
+KUBECTL="kubectl 1.33 exec demo -- true"
+spec=$T/cli_latency.spec
+{
+	printf '%s\tspawn\t%s exec demo -- true\n' "$OURS" "$KUBEXEC"
+	printf '%s\tspawn\t%s --cache-dir=%s exec demo -- true\n' "$KUBECTL" "$KC133" "$KDIR"
+} > "$spec"
+echo "## kubexec vs kubectl exec, alternated ($(date -u +%FT%TZ), $ROUNDS rounds, $(load_now) at start)"
+echo
+mkdir -p "$OUTDIR"
+wait_quiet
+python3 "$(dirname "$0")/interleave.py" "$spec" "$ROUNDS" --warmup "$WARMUP" --ours "$OURS" \
+	--tsv "$OUTDIR/cli_latency.tsv" --target "$KUBECTL|ge|10|≥ 10× faster than kubectl exec"
+rc=$?
+echo
+# Peak RSS: the largest of R runs of each, as GNU time reports it (KiB).
+peak() {
+	local m=0 i v
+	for i in $(seq "$R"); do
+		/usr/bin/time -o "$T/rss.out" -f '%M' "$@" >/dev/null 2>&1
+		v=$(tail -n1 "$T/rss.out")
+		[ "$v" -gt "$m" ] 2>/dev/null && m=$v
+	done
+	echo "$m"
+}
+ro=$(peak "$KUBEXEC" exec demo -- true)
+rk=$(peak "$KC133" --cache-dir="$KDIR" exec demo -- true)
+tsv_new cli_rss.tsv client peak_rss_kib
+tsv cli_rss.tsv kubexec "$ro"
+tsv cli_rss.tsv kubectl-1.33 "$rk"
+echo "| client | peak RSS (largest of $R) | ratio |"
+echo "|---|---|---|"
+awk -v o="$ro" -v k="$rk" 'BEGIN{printf "| kubexec | %.1f MiB | 1 |\n| kubectl 1.33 | %.1f MiB | %.1f× kubexec |\n", o/1024, k/1024, k/o}'
+if [ "$ro" -lt 2048 ]; then echo "target: kubexec peak RSS under 2 MB: met ($ro KiB)"
+else echo "target: kubexec peak RSS under 2 MB: missed ($ro KiB)"; fi
+echo
+echo "(load at end: $(load_now); TSV in $OUTDIR/cli_*.tsv)"
+exit $rc
