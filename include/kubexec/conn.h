@@ -55,6 +55,13 @@ kx_conn *kx_conn_accept(uv_stream_t *server, SSL_CTX *ctx, const kx_conn_callbac
 kx_conn *kx_conn_connect(uv_loop_t *loop, const char *host, int port, SSL_CTX *ctx,
                          const char *verify_host, const kx_conn_callbacks *cb, void *user);
 
+// Client side, right after kx_conn_connect (the handshake starts once TCP
+// is connected): offer an earlier TLS session for resumption; see
+// kx_tls_set_session. 0 or -EINVAL.
+int kx_conn_set_tls_session(kx_conn *c, SSL_SESSION *sess);
+// Whether the TLS handshake resumed an earlier session (after on_ready).
+bool kx_conn_tls_resumed(const kx_conn *c);
+
 // Queues plaintext. 0, or <0 when the connection is closing or failed.
 int kx_conn_write(kx_conn *c, const uint8_t *p, size_t n);
 // Two pieces in one TLS write batch (frame header + payload).

@@ -79,6 +79,14 @@ int kx_tls_take(kx_tls *t, uint8_t *buf, size_t cap);
 size_t kx_tls_pending(const kx_tls *t);
 
 bool kx_tls_handshake_done(const kx_tls *t);
+// Client only, before the handshake starts: offer `sess` (a session this
+// client saw before, e.g. read back from a cache) for resumption. The
+// session is referenced, not taken. 0, or -EINVAL (server side, handshake
+// under way, or OpenSSL refused it). A server that does not accept it just
+// does a full handshake.
+int kx_tls_set_session(kx_tls *t, SSL_SESSION *sess);
+// Whether the handshake resumed an earlier session.
+bool kx_tls_session_reused(const kx_tls *t);
 
 // Queues close_notify (after any queued plaintext). Later writes fail with
 // -EPIPE. 0, or -ENOTCONN before the handshake completed (nothing to close

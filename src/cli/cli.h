@@ -54,6 +54,17 @@ struct kx_cli {
 // printing kubectl's message on stderr.
 int kx_cli_setup(kx_cli *c);
 
+// ---- TLS session cache (tlscache.cc) ---------------------------------------------
+// Resumes the TLS session of an earlier run against the same server and
+// identity: $XDG_CACHE_HOME/kubexec/tls/ (else ~/.cache/kubexec/tls/), one
+// 0600 file per server + CA + client certificate, rewritten when the server
+// sends a new ticket. Off with KUBEXEC_TLS_SESSION_CACHE=0, without a home
+// directory, and with insecure-skip-tls-verify. Every failure just means a
+// full handshake.
+void kx_cli_tlscache_init(kx_cli *c);      // after c->ssl exists
+SSL_SESSION *kx_cli_tlscache_get(void);    // borrowed; null if none usable
+void kx_cli_tlscache_free(void);
+
 // ---- HTTP over one connection --------------------------------------------------
 
 struct kx_cli_http;

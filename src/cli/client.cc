@@ -59,6 +59,7 @@ int kx_cli_setup(kx_cli *c)
     }
     c->verify_host = c->cfg.insecure ? nullptr
                      : c->cfg.tls_server_name ? c->cfg.tls_server_name : c->host;
+    kx_cli_tlscache_init(c);
     return 0;
 }
 
@@ -242,6 +243,9 @@ int kx_cli_http_open(kx_cli *c, kx_cli_http **out)
         free(h);
         return connect_error(c, -EHOSTUNREACH, nullptr);
     }
+    // An earlier run's session, if any, makes this a resumption (tlscache.cc).
+    if (SSL_SESSION *sess = kx_cli_tlscache_get())
+        kx_conn_set_tls_session(h->conn, sess);
     run_until(h, &h->ready);
     if (!h->ready) {
         int rc = connect_error(c, h->error, h->tls_err);

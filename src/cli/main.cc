@@ -168,6 +168,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     free(rest);
     kx_kcfg_free(&cli.cfg);
+    kx_cli_tlscache_free();
     if (cli.ssl)
         SSL_CTX_free(cli.ssl);
     return rc;

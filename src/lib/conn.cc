@@ -512,6 +512,18 @@ void kx_conn_abort(kx_conn *c)
     conn_close_handles(c);
 }
 
+int kx_conn_set_tls_session(kx_conn *c, SSL_SESSION *sess)
+{
+    if (!(c->flags & F_CLIENT) || (c->flags & F_READY))
+        return -EINVAL;
+    return kx_tls_set_session(c->tls, sess);
+}
+
+bool kx_conn_tls_resumed(const kx_conn *c)
+{
+    return kx_tls_session_reused(c->tls);
+}
+
 const char *kx_conn_tls_error(const kx_conn *c)
 {
     return kx_tls_error(c->tls);

@@ -29,7 +29,9 @@ struct kx_tls {
     bool close_sent;  // close_notify queued
     bool eof;         // peer's close_notify seen
     int fatal;        // sticky error, 0 if none
+    bool sent;        // kx_tls_take handed out bytes (the ClientHello left)
     char err[256];
+    char vhost[256];  // client: the name or address to verify ("" for none)
 };
 
 static void fill_err(char *err, size_t errlen, const char *what)
@@ -224,14 +226,11 @@ static int drive(kx_tls *t)
     return flush_queue(t);
 }
 
-kx_tls *kx_tls_new(SSL_CTX *ctx, bool server, const char *verify_host)
+// A fresh SSL object with its memory BIOs, set up for t's role and name;
+// a client's ClientHello is produced at once (after offering `sess`, if
+// any) so kx_tls_take has something to send. 0 or -ENOMEM/-EINVAL.
+static int tls_setup(kx_tls *t, SSL_CTX *ctx, SSL_SESSION *sess)
 {
-    if (!ctx)
-        return nullptr;
-    kx_tls *t = static_cast<kx_tls *>(calloc(1, sizeof *t));
-    if (!t)
-        return nullptr;
-    t->server = server;
     ERR_clear_error();
     t->ssl = SSL_new(ctx);
     t->rbio = BIO_new(BIO_s_mem());
@@ -240,33 +239,58 @@ kx_tls *kx_tls_new(SSL_CTX *ctx, bool server, const char *verify_host)
         BIO_free(t->rbio);
         BIO_free(t->wbio);
         SSL_free(t->ssl);
-        free(t);
+        t->ssl = nullptr;
+        t->rbio = t->wbio = nullptr;
         ERR_clear_error();
-        return nullptr;
+        return -ENOMEM;
     }
     // Empty BIO = "try again", not EOF.
     BIO_set_mem_eof_return(t->rbio, -1);
     BIO_set_mem_eof_return(t->wbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
-    if (server) {
+    if (t->server) {
         SSL_set_accept_state(t->ssl);
-    } else {
-        SSL_set_connect_state(t->ssl);
-        if (verify_host && *verify_host) {
-            unsigned char addr[16];
-            bool ip = inet_pton(AF_INET, verify_host, addr) == 1 ||
-                      inet_pton(AF_INET6, verify_host, addr) == 1;
-            int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), verify_host)
-                        : SSL_set1_host(t->ssl, verify_host) &&
-                              SSL_set_tlsext_host_name(t->ssl, verify_host);
-            if (ok != 1) {
-                kx_tls_free(t);
-                ERR_clear_error();
-                return nullptr;
-            }
+        return 0;
+    }
+    SSL_set_connect_state(t->ssl);
+    if (t->vhost[0]) {
+        unsigned char addr[16];
+        bool ip = inet_pton(AF_INET, t->vhost, addr) == 1 || inet_pton(AF_INET6, t->vhost, addr) == 1;
+        int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), t->vhost)
+                    : SSL_set1_host(t->ssl, t->vhost) && SSL_set_tlsext_host_name(t->ssl, t->vhost);
+        if (ok != 1) {
+            SSL_free(t->ssl);   // frees both BIOs
+            t->ssl = nullptr;
+            t->rbio = t->wbio = nullptr;
+            ERR_clear_error();
+            return -EINVAL;
         }
-        // Produce the ClientHello now so kx_tls_take has something to send.
-        drive(t);
+    }
+    if (sess && SSL_set_session(t->ssl, sess) != 1) {
+        SSL_free(t->ssl);
+        t->ssl = nullptr;
+        t->rbio = t->wbio = nullptr;
+        ERR_clear_error();
+        return -EINVAL;
+    }
+    drive(t);
+    return 0;
+}
+
+kx_tls *kx_tls_new(SSL_CTX *ctx, bool server, const char *verify_host)
+{
+    if (!ctx || (verify_host && strlen(verify_host) >= sizeof(kx_tls{}.vhost)))
+        return nullptr;
+    kx_tls *t = static_cast<kx_tls *>(calloc(1, sizeof *t));
+    if (!t)
+        return nullptr;
+    t->server = server;
+    if (!server && verify_host)
+        kx_strlcpy(t->vhost, verify_host, sizeof t->vhost);
+    if (tls_setup(t, ctx, nullptr) < 0) {
+        kx_buf_free(&t->queue);
+        free(t);
+        return nullptr;
     }
     return t;
 }
@@ -370,13 +394,17 @@ int kx_tls_take(kx_tls *t, uint8_t *buf, size_t cap)
         return 0;
     if (cap > INT_MAX)
         cap = INT_MAX;
+    if (!t->wbio)
+        return 0;
     int n = BIO_read(t->wbio, buf, (int)cap);
+    if (n > 0)
+        t->sent = true;
     return n > 0 ? n : 0;
 }
 
 size_t kx_tls_pending(const kx_tls *t)
 {
-    return BIO_ctrl_pending(t->wbio);
+    return t->wbio ? BIO_ctrl_pending(t->wbio) : 0;
 }
 
 bool kx_tls_handshake_done(const kx_tls *t)
@@ -455,6 +483,31 @@ int kx_tls_peer_subject(const kx_tls *t, char *cn, size_t cncap, char *orgs, siz
         used += len;
     }
     return 0;
+}
+
+int kx_tls_set_session(kx_tls *t, SSL_SESSION *sess)
+{
+    // The ClientHello (already made, see tls_setup) must carry the session:
+    // as long as none of it left, start over with a new SSL object.
+    if (t->server || t->sent || t->hs_done || t->fatal || !sess)
+        return -EINVAL;
+    SSL_CTX *ctx = SSL_get_SSL_CTX(t->ssl);
+    SSL_CTX_up_ref(ctx);
+    SSL_free(t->ssl);
+    t->ssl = nullptr;
+    t->rbio = t->wbio = nullptr;
+    int rc = tls_setup(t, ctx, sess);
+    if (rc < 0)
+        rc = tls_setup(t, ctx, nullptr) < 0 ? -ENOMEM : -EINVAL;
+    SSL_CTX_free(ctx);
+    if (!t->ssl)
+        t->fatal = -ENOMEM;
+    return rc;
+}
+
+bool kx_tls_session_reused(const kx_tls *t)
+{
+    return SSL_session_reused(t->ssl) == 1;
 }
 
 const char *kx_tls_error(const kx_tls *t)

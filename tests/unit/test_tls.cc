@@ -456,6 +456,86 @@ static void optional_and_no_client_cert(void **)
     peer_free(&s);
 }
 
+// Session resumption (what the kubexec CLI's ticket cache relies on): a
+// session captured from a first connection, offered with kx_tls_set_session
+// on a new client before its ClientHello left, resumes; the server still
+// sees the client certificate's subject; offering after bytes left is
+// refused; a session from another server context is simply not resumed.
+static SSL_SESSION *g_captured;
+static int capture_session(SSL *, SSL_SESSION *sess)
+{
+    if (g_captured)
+        SSL_SESSION_free(g_captured);
+    g_captured = sess;
+    return 1;   // we keep the reference
+}
+
+static void resumption(void **)
+{
+    char err[256];
+    SSL_CTX *sctx = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, KX_TLS_REQUIRE_CLIENT_CERT, err,
+                                      sizeof err);
+    SSL_CTX *cctx = kx_tls_client_ctx(ca_crt, cli_crt, cli_key, err, sizeof err);
+    assert_non_null(sctx);
+    assert_non_null(cctx);
+    SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(cctx, capture_session);
+    for (int round = 0; round < 3; round++) {
+        peer c, s;
+        memset(&c, 0, sizeof c);
+        memset(&s, 0, sizeof s);
+        c.t = kx_tls_new(cctx, false, "localhost");
+        s.t = kx_tls_new(sctx, true, nullptr);
+        if (round > 0) {
+            assert_non_null(g_captured);
+            assert_int_equal(kx_tls_set_session(c.t, g_captured), 0);
+        }
+        // The server only sends its tickets after the handshake; a byte of
+        // application data each way makes sure the client read them.
+        pump(&c, &s, 0);
+        assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"a", 1), 0);
+        assert_int_equal(kx_tls_write(s.t, (const uint8_t *)"b", 1), 0);
+        pump(&c, &s, 0);
+        assert_int_equal(c.err, 0);
+        assert_int_equal(s.err, 0);
+        assert_true(kx_tls_handshake_done(c.t) && kx_tls_handshake_done(s.t));
+        assert_int_equal(kx_tls_session_reused(c.t), round > 0);
+        assert_int_equal(kx_tls_session_reused(s.t), round > 0);
+        char cn[128], orgs[256];
+        assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, sizeof orgs), 0);
+        assert_true(cn[0] != 0);
+        // Too late once the ClientHello left.
+        assert_int_equal(kx_tls_set_session(c.t, g_captured), -EINVAL);
+        assert_int_equal(kx_tls_set_session(s.t, g_captured), -EINVAL);
+        // A clean close keeps the session resumable (OpenSSL drops a session
+        // whose connection is freed without close_notify).
+        kx_tls_close(c.t);
+        pump(&c, &s, 0);
+        peer_free(&c);
+        peer_free(&s);
+    }
+    // Another server (other ticket keys): a full handshake, not an error.
+    SSL_CTX *sctx2 = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, KX_TLS_REQUIRE_CLIENT_CERT, err,
+                                       sizeof err);
+    peer c, s;
+    memset(&c, 0, sizeof c);
+    memset(&s, 0, sizeof s);
+    c.t = kx_tls_new(cctx, false, "localhost");
+    s.t = kx_tls_new(sctx2, true, nullptr);
+    assert_int_equal(kx_tls_set_session(c.t, g_captured), 0);
+    pump(&c, &s, 0);
+    assert_int_equal(c.err, 0);
+    assert_true(kx_tls_handshake_done(c.t));
+    assert_false(kx_tls_session_reused(c.t));
+    peer_free(&c);
+    peer_free(&s);
+    SSL_CTX_free(sctx2);
+    SSL_SESSION_free(g_captured);
+    g_captured = nullptr;
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+}
+
 static void garbage_and_limits(void **)
 {
     peer c, s;
@@ -523,6 +603,7 @@ int main(void)
         cmocka_unit_test(close_notify_is_eof),
         cmocka_unit_test(required_client_cert_is_enforced),
         cmocka_unit_test(optional_and_no_client_cert),
+        cmocka_unit_test(resumption),
         cmocka_unit_test(garbage_and_limits),
         cmocka_unit_test(context_errors),
     };
