@@ -6,6 +6,12 @@
 // upgrade with kx_httpd_hijack. Until a request is answered the connection
 // reads nothing more (no pipelining across an unanswered request).
 //
+// Idle connections: a connection that has no request being answered must
+// bring a complete request within KX_HTTPD_IDLE_MS (counted from the accept
+// or from the end of its previous answer; bytes that trickle in do not
+// restart the clock), else it is closed. Answers being produced or streamed
+// are never cut. kx_httpd_set_idle_ms changes the bound (tests).
+//
 // Ownership: kx_httpd_req lives inside the connection and is valid from the
 // handler call until the response is complete, the connection is hijacked,
 // or on_abort tells the handler the client went away.
@@ -20,6 +26,7 @@
 #include "kubexec/util.h"
 
 #define KX_HTTPD_MAX_BODY (1024 * 1024)
+#define KX_HTTPD_IDLE_MS 60000
 
 struct kx_httpd;
 struct kx_httpd_req;
@@ -49,6 +56,8 @@ typedef void (*kx_httpd_handler)(void *user, kx_httpd_req *req);
 kx_httpd *kx_httpd_new(uv_loop_t *loop, const char *host, int port, SSL_CTX *ctx,
                        kx_httpd_handler handler, void *user, char *err, size_t errlen);
 int kx_httpd_port(const kx_httpd *s);
+// The idle bound (see the top of this file), in ms; 0 turns it off.
+void kx_httpd_set_idle_ms(kx_httpd *s, uint64_t ms);
 // The loop the server (and so every request of it) runs on.
 uv_loop_t *kx_httpd_loop(const kx_httpd *s);
 // Stops listening and closes every connection that is not hijacked; cb runs

@@ -17,6 +17,9 @@ struct kx_httpd {
     void (*close_cb)(void *);
     void *close_data;
     struct httpd_conn *conns;   // list of live, not hijacked connections
+    uv_timer_t sweep;           // closes idle connections (see httpd.h)
+    bool sweep_closed;
+    uint64_t idle_ms;
 };
 
 struct httpd_conn {
@@ -31,6 +34,7 @@ struct httpd_conn {
     bool chunked;          // the answer is a chunked stream
     bool close_after;
     bool too_large;
+    uint64_t idle_since;   // loop time of the accept / the end of the last answer
 };
 
 static const size_t kMaxHeadBytes = KX_HTTP_MAX_HEAD;
@@ -200,6 +204,7 @@ static void httpd_on_connection(uv_stream_t *server, int status)
     if (!hc)
         return;
     hc->srv = s;
+    hc->idle_since = uv_now(s->loop);
     kx_http_parser_init(&hc->parser, KX_HTTP_REQUEST, &hc_parser_cb, hc);
     hc->conn = kx_conn_accept(server, s->ctx, &hc_conn_cb, hc);
     if (!hc->conn) {
@@ -212,6 +217,24 @@ static void httpd_on_connection(uv_stream_t *server, int status)
         s->conns->pprev = &hc->next;
     s->conns = hc;
     hc->pprev = &s->conns;
+}
+
+static void httpd_sweep(uv_timer_t *t)
+{
+    kx_httpd *s = (kx_httpd *)t->data;
+    if (!s->idle_ms)
+        return;
+    uint64_t now = uv_now(s->loop);
+    for (httpd_conn *hc = s->conns; hc; hc = hc->next)
+        if (!hc->dispatched && now - hc->idle_since >= s->idle_ms && !kx_conn_closing(hc->conn))
+            kx_conn_close(hc->conn);   // on_close comes later, from the loop
+}
+
+void kx_httpd_set_idle_ms(kx_httpd *s, uint64_t ms)
+{
+    s->idle_ms = ms;
+    if (ms && ms < 5000 && !uv_is_closing((uv_handle_t *)&s->sweep))
+        uv_timer_start(&s->sweep, httpd_sweep, ms / 2 + 1, ms / 2 + 1);
 }
 
 kx_httpd *kx_httpd_new(uv_loop_t *loop, const char *host, int port, SSL_CTX *ctx,
@@ -242,6 +265,14 @@ kx_httpd *kx_httpd_new(uv_loop_t *loop, const char *host, int port, SSL_CTX *ctx
         uv_close((uv_handle_t *)&s->listener, [](uv_handle_t *h) { free(h->data); });
         return nullptr;
     }
+    // Idle sweep: a check every few seconds is precise enough for a bound of
+    // a minute, and one timer serves every connection. Unreferenced: it
+    // never keeps the loop alive on its own.
+    s->idle_ms = KX_HTTPD_IDLE_MS;
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    uv_timer_start(&s->sweep, httpd_sweep, 5000, 5000);
+    uv_unref((uv_handle_t *)&s->sweep);
     struct sockaddr_storage bound;
     int len = sizeof bound;
     uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len);
@@ -262,7 +293,7 @@ uv_loop_t *kx_httpd_loop(const kx_httpd *s)
 
 static void httpd_maybe_done(kx_httpd *s)
 {
-    if (!s->closing || s->nconns > 0 || s->listener.data)
+    if (!s->closing || s->nconns > 0 || s->listener.data || !s->sweep_closed)
         return;
     void (*cb)(void *) = s->close_cb;
     void *data = s->close_data;
@@ -287,6 +318,11 @@ void kx_httpd_close(kx_httpd *s, void (*cb)(void *data), void *data)
     s->close_data = data;
     for (httpd_conn *hc = s->conns; hc; hc = hc->next)
         kx_conn_abort(hc->conn);
+    uv_close((uv_handle_t *)&s->sweep, [](uv_handle_t *h) {
+        kx_httpd *ss = (kx_httpd *)h->data;
+        ss->sweep_closed = true;
+        httpd_maybe_done(ss);
+    });
     uv_close((uv_handle_t *)&s->listener, httpd_listener_closed);
 }
 
@@ -298,6 +334,7 @@ static httpd_conn *req_conn(kx_httpd_req *req)
 static void hc_request_done(httpd_conn *hc)
 {
     hc->dispatched = false;
+    hc->idle_since = uv_now(hc->srv->loop);
     hc->req.on_abort = nullptr;
     hc->body.len = 0;
     if (hc->close_after) {
