@@ -136,6 +136,13 @@ kx_spdy_session *kx_spdy_session_new(bool is_server, const kx_spdy_callbacks *cb
 // Frees the session and all stream state. Null is accepted. Sends nothing.
 void kx_spdy_session_free(kx_spdy_session *s);
 
+// Frees the header-compression state (~55 KiB with both zlib contexts) of a
+// session that will carry no new stream: afterwards a received SYN_STREAM,
+// SYN_REPLY or HEADERS frame is fatal (kx_spdy_recv returns -EPROTO) and
+// kx_spdy_open/kx_spdy_reply return -EPIPE; DATA, RST_STREAM, PING and
+// GOAWAY work as before. Used by remotecommand once its streams are set up.
+void kx_spdy_drop_header_state(kx_spdy_session *s);
+
 // Feeds bytes received from the peer; consumes all of them (partial frames are
 // kept inside). Returns 0, or a fatal error after which the caller must drop
 // the connection (later calls return the same error):

@@ -155,6 +155,9 @@ static void stdin_eof(kx_rc_session *s)
 static void become_ready(kx_rc_session *s)
 {
     s->ready = true;
+    // Every stream the client will open is open: the header-compression
+    // state is dead weight from here on (kubectl never opens more).
+    kx_spdy_drop_header_state(s->spdy);
     if (s->cb.on_ready)
         s->cb.on_ready(s->user);
     if (s->early.len && s->cb.on_stdin)

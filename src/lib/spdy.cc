@@ -74,6 +74,7 @@ struct kx_spdy_session {
     bool goaway_sent;
     bool goaway_recv;
     bool out_dead;      // a send failed; compression state may be off the wire
+    bool hdr_dropped;   // kx_spdy_drop_header_state: no more header blocks
     z_stream def;
     z_stream inf;
 
@@ -255,6 +256,8 @@ static int deflate_ready(kx_spdy_session *s)
 {
     if (s->def_ready)
         return 0;
+    if (s->hdr_dropped)
+        return -EPIPE;
     if (deflateInit2(&s->def, DEF_LEVEL, Z_DEFLATED, -DEF_WBITS, DEF_MEMLEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
         return -ENOMEM;
     if (deflateSetDictionary(&s->def, kx_spdy_dict, KX_SPDY_DICT_LEN) != Z_OK) {
@@ -492,6 +495,8 @@ int kx_spdy_parse_nv_block(const uint8_t *p, size_t len, kx_spdy_nv *out, size_t
 // into it until release_rx() runs. Returns the pair count or <0.
 static int inflate_block(kx_spdy_session *s, const uint8_t *p, size_t len, kx_spdy_nv *nv)
 {
+    if (s->hdr_dropped)
+        return -EPROTO;   // the session said it wants no more streams
     if (!s->inf_ready) {
         if (inflateInit(&s->inf) != Z_OK)
             return -ENOMEM;
@@ -823,6 +828,16 @@ kx_spdy_session *kx_spdy_session_new(bool is_server, const kx_spdy_callbacks *cb
     s->inflated = s->infl_small;
     s->infl_cap = INFL_INLINE;
     return s;
+}
+
+void kx_spdy_drop_header_state(kx_spdy_session *s)
+{
+    if (s->def_ready)
+        deflateEnd(&s->def);
+    if (s->inf_ready)
+        inflateEnd(&s->inf);
+    s->def_ready = s->inf_ready = false;
+    s->hdr_dropped = true;
 }
 
 void kx_spdy_session_free(kx_spdy_session *s)

@@ -722,6 +722,38 @@ static void expect_fatal(const char *name, const uint8_t *wire, size_t n, int wa
     }
 }
 
+// kx_spdy_drop_header_state: streams set up before keep carrying DATA, FIN,
+// PING and RST; a later header block is fatal, and we can open/reply no more.
+static void dropped_header_state(void **)
+{
+    peer *c = peer_new(false);
+    peer *s = peer_new(true);
+    static const char *const types[] = {"error", "stdout"};
+    uint32_t ids[2];
+    for (int i = 0; i < 2; i++) {
+        kx_spdy_nv nv = {"streamtype", 10, types[i], strlen(types[i])};
+        assert_int_equal(kx_spdy_open(c->s, &nv, 1, false, &ids[i]), 0);
+    }
+    pump(c, s, WHOLE);   // the server auto-replies
+    kx_spdy_drop_header_state(s->s);
+    kx_spdy_drop_header_state(s->s);   // idempotent
+    assert_int_equal(kx_spdy_data(s->s, ids[1], (const uint8_t *)"out", 3, true), 0);
+    assert_int_equal(kx_spdy_data(c->s, ids[0], (const uint8_t *)"in", 2, false), 0);
+    assert_int_equal(kx_spdy_ping(c->s, 7), 0);
+    pump(c, s, BYTES);
+    assert_int_equal(c->data[ids[1]].len, 3);
+    assert_int_equal(s->data[ids[0]].len, 2);
+    assert_int_equal(kx_spdy_rst(s->s, ids[0], KX_SPDY_CANCEL), 0);
+    // No new streams either way.
+    kx_spdy_nv nv = {"streamtype", 10, "stdin", 5};
+    uint32_t id;
+    assert_int_equal(kx_spdy_open(s->s, &nv, 1, false, &id), -EPIPE);
+    assert_int_equal(kx_spdy_open(c->s, &nv, 1, false, &id), 0);
+    assert_int_equal(deliver(c, s, WHOLE), -EPROTO);
+    peer_free(c);
+    peer_free(s);
+}
+
 static void malformed_frames(void **)
 {
     uint8_t w[80000], p[80000], block[512], plain[512];
@@ -992,6 +1024,7 @@ int main(void)
         cmocka_unit_test(headers_and_fin_flags),
         cmocka_unit_test(stream_id_rules_and_limits),
         cmocka_unit_test(send_failure_kills_output),
+        cmocka_unit_test(dropped_header_state),
         cmocka_unit_test(malformed_frames),
         cmocka_unit_test(garbage_never_crashes),
         cmocka_unit_test(nv_block_parser),
