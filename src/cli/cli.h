@@ -97,6 +97,17 @@ typedef int (*kx_cli_body_cb)(void *user, const uint8_t *p, size_t n);
 int kx_cli_http_do(kx_cli_http *h, const char *method, const char *path, const char *extra,
                    kx_cli_body_cb sink, void *sink_user, kx_cli_resp *resp);
 
+// Asks for a WebSocket upgrade of GET path offering one subprotocol (kubectl
+// offers exactly one). Returns 1 when the server answered a valid 101 that
+// chose it (take the connection with kx_cli_http_take), 0 when it refused in
+// any way — *h is then ready for the SPDY attempt (the same connection after
+// a keep-alive refusal, else a new one) — or -1 after printing an error, with
+// *h closed and null. This is kubectl's fallback rule (protocol.md §4.5).
+int kx_cli_ws_upgrade(kx_cli *c, kx_cli_http **h, const char *path, const char *protocol);
+// Whether the env variable (KUBECTL_REMOTE_COMMAND_WEBSOCKETS,
+// KUBECTL_PORT_FORWARD_WEBSOCKETS) leaves WebSocket on ("false"/"0": off).
+bool kx_cli_ws_enabled(const char *env);
+
 // After a 101: the connection (now the caller's, with no callbacks until
 // kx_conn_set_user) and the bytes that arrived after the head (copied into
 // *early, the caller frees it). The kx_cli_http is freed.
@@ -160,6 +171,15 @@ int kx_cli_pod_get(kx_cli_http *h, const char *ns, const char *name, kx_cli_pod 
 // several and quiet is false). 0 or 1.
 int kx_cli_pod_container(const kx_cli_pod *pod, const char *given, bool quiet, char *out,
                          size_t cap);
+
+// The start every pod command shares: NAME from a "pod/NAME"-style arg, a
+// connection, the pod (GET on it, kept alive for the upgrade that follows)
+// and, when ctr is not null, the container (given, else defaulted as
+// kx_cli_pod_container does). ns null = the configured namespace. 0 with *h
+// open (the caller closes it or hands it to a session), or 1 after printing
+// the error with nothing left open.
+int kx_cli_pod_open(kx_cli *c, const char *arg, const char *ns, const char *container,
+                    bool quiet, kx_cli_http **h, kx_cli_pod *pod, char *ctr, size_t ctrcap);
 
 // ---- Commands (argv after the command word) ---------------------------------
 

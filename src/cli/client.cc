@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "kubexec/ws.h"
 
 int kx_cli_err(const char *fmt, ...)
 {
@@ -520,4 +521,61 @@ int kx_cli_pod_container(const kx_cli_pod *pod, const char *given, bool quiet, c
         fputc('\n', stderr);
     }
     return 0;
+}
+
+int kx_cli_pod_open(kx_cli *c, const char *arg, const char *ns, const char *container,
+                    bool quiet, kx_cli_http **h, kx_cli_pod *pod, char *ctr, size_t ctrcap)
+{
+    *h = nullptr;
+    char name[256];
+    if (kx_cli_pod_name(arg, name, sizeof name))
+        return 1;
+    kx_cli_http *conn;
+    if (kx_cli_http_open(c, &conn))
+        return 1;
+    if (kx_cli_pod_get(conn, ns ? ns : c->cfg.namespace_, name, pod) ||
+        (ctr && kx_cli_pod_container(pod, container, quiet, ctr, ctrcap))) {
+        kx_cli_http_close(conn);
+        return 1;
+    }
+    *h = conn;
+    return 0;
+}
+
+bool kx_cli_ws_enabled(const char *env)
+{
+    const char *e = getenv(env);
+    return !(e && (strcmp(e, "false") == 0 || strcmp(e, "0") == 0));
+}
+
+int kx_cli_ws_upgrade(kx_cli *c, kx_cli_http **h, const char *path, const char *protocol)
+{
+    char key[KX_WS_KEY_LEN + 1], hdr[512];
+    if (kx_ws_client_key(key) < 0) {
+        kx_cli_http_close(*h);
+        *h = nullptr;
+        kx_cli_err("no random bytes for the WebSocket key");
+        return -1;
+    }
+    snprintf(hdr, sizeof hdr,
+             "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+             "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: %s\r\n",
+             key, protocol);
+    kx_cli_resp r;
+    if (kx_cli_http_do(*h, "GET", path, hdr, nullptr, nullptr, &r)) {
+        kx_cli_http_close(*h);
+        *h = nullptr;
+        return -1;
+    }
+    const char *proto = r.status == 101 ? kx_http_get(r.head, "Sec-WebSocket-Protocol") : nullptr;
+    if (r.status == 101 && kx_ws_client_check(r.head, key) == 0 && proto &&
+        strcmp(proto, protocol) == 0)
+        return 1;
+    // A refused keep-alive answer leaves the connection reusable; anything
+    // else (a 101 we will not use, a closing answer) needs a new one.
+    if (r.status != 101 && r.head && r.head->keep_alive)
+        return 0;
+    kx_cli_http_close(*h);
+    *h = nullptr;
+    return kx_cli_http_open(c, h) ? -1 : 0;
 }

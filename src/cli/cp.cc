@@ -61,18 +61,10 @@ static int run_exec(kx_cli *c, const file_spec *f, const char *container, char *
                     int ncmd, int in_fd, int out_fd, bool quiet, const char *progress = nullptr)
 {
     kx_cli_http *h;
-    if (kx_cli_http_open(c, &h))
-        return 1;
     kx_cli_pod pod;
-    if (kx_cli_pod_get(h, f->ns ? f->ns : c->cfg.namespace_, f->pod, &pod)) {
-        kx_cli_http_close(h);
-        return 1;
-    }
     char ctr[64];
-    if (kx_cli_pod_container(&pod, container, quiet, ctr, sizeof ctr)) {
-        kx_cli_http_close(h);
+    if (kx_cli_pod_open(c, f->pod, f->ns, container, quiet, &h, &pod, ctr, sizeof ctr))
         return 1;
-    }
     kx_cli_rc_opts o = {};
     o.subresource = "exec";
     o.ns = pod.ns;

@@ -48,26 +48,15 @@ int kx_cmd_exec(kx_cli *c, int argc, char **argv)
                           "[COMMAND] instead\nSee 'kubexec exec -h' for help and examples");
     if (ncmd <= 0)
         return kx_cli_err("you must specify at least one command for the container");
-    char name[256];
-    if (kx_cli_pod_name(pos[0], name, sizeof name))
-        return 1;
     kx_cli_http *h;
-    if (kx_cli_http_open(c, &h))
-        return 1;
     kx_cli_pod pod;
-    if (kx_cli_pod_get(h, c->cfg.namespace_, name, &pod)) {
-        kx_cli_http_close(h);
+    char ctr[64];
+    if (kx_cli_pod_open(c, pos[0], nullptr, container, quiet, &h, &pod, ctr, sizeof ctr))
         return 1;
-    }
     if (strcmp(pod.phase, "Succeeded") == 0 || strcmp(pod.phase, "Failed") == 0) {
         kx_cli_http_close(h);
         return kx_cli_err("cannot exec into a container in a completed pod; current phase is %s",
                           pod.phase);
-    }
-    char ctr[64];
-    if (kx_cli_pod_container(&pod, container, quiet, ctr, sizeof ctr)) {
-        kx_cli_http_close(h);
-        return 1;
     }
     bool t = setup_tty(in, tty, quiet);
     kx_cli_rc_opts o = {};
@@ -110,26 +99,15 @@ int kx_cmd_attach(kx_cli *c, int argc, char **argv)
     if (npos > 1)
         return kx_cli_err("expected POD, TYPE/NAME, or TYPE NAME, (at most 2 arguments) saw %zu",
                           npos);
-    char name[256];
-    if (kx_cli_pod_name(pos[0], name, sizeof name))
-        return 1;
     kx_cli_http *h;
-    if (kx_cli_http_open(c, &h))
-        return 1;
     kx_cli_pod pod;
-    if (kx_cli_pod_get(h, c->cfg.namespace_, name, &pod)) {
-        kx_cli_http_close(h);
+    char ctr[64];
+    if (kx_cli_pod_open(c, pos[0], nullptr, container, quiet, &h, &pod, ctr, sizeof ctr))
         return 1;
-    }
     if (strcmp(pod.phase, "Succeeded") == 0 || strcmp(pod.phase, "Failed") == 0) {
         kx_cli_http_close(h);
         return kx_cli_err("cannot attach a container in a completed pod; current phase is %s",
                           pod.phase);
-    }
-    char ctr[64];
-    if (kx_cli_pod_container(&pod, container, quiet, ctr, sizeof ctr)) {
-        kx_cli_http_close(h);
-        return 1;
     }
     bool ctr_tty = false, found = false;
     for (size_t i = 0; i < pod.ncontainers; i++)

@@ -121,23 +121,12 @@ int kx_cmd_logs(kx_cli *c, int argc, char **argv)
                           since, since);
     if (since && since_s <= 0)
         return kx_cli_err("--since must be greater than 0");
-    char name[256];
-    if (kx_cli_pod_name(pos[0], name, sizeof name))
-        return 1;
-    kx_cli_http *h;
-    if (kx_cli_http_open(c, &h))
-        return 1;
     c->logs_errors = true;
+    kx_cli_http *h;
     kx_cli_pod pod;
-    if (kx_cli_pod_get(h, c->cfg.namespace_, name, &pod)) {
-        kx_cli_http_close(h);
-        return 1;
-    }
     char ctr[64];
-    if (kx_cli_pod_container(&pod, container, false, ctr, sizeof ctr)) {
-        kx_cli_http_close(h);
+    if (kx_cli_pod_open(c, pos[0], nullptr, container, false, &h, &pod, ctr, sizeof ctr))
         return 1;
-    }
     char ens[600], epod[600], ectr[300], path[3000];
     kx_cli_qesc(ens, sizeof ens, pod.ns);
     kx_cli_qesc(epod, sizeof epod, pod.name);

@@ -491,12 +491,6 @@ static int listen_on(pf_sess *s, const char *ip, port_map *m, bool required)
     return 0;
 }
 
-static bool ws_wanted(void)
-{
-    const char *e = getenv("KUBECTL_PORT_FORWARD_WEBSOCKETS");
-    return !(e && (strcmp(e, "false") == 0 || strcmp(e, "0") == 0));
-}
-
 int kx_cmd_port_forward(kx_cli *c, int argc, char **argv)
 {
     const char *address = "localhost", *running_timeout = nullptr;
@@ -525,17 +519,10 @@ int kx_cmd_port_forward(kx_cli *c, int argc, char **argv)
                               "a remote port 1-65535",
                               pos[i + 1]);
     }
-    char name[256];
-    if (kx_cli_pod_name(pos[0], name, sizeof name))
-        return 1;
     kx_cli_http *h;
-    if (kx_cli_http_open(c, &h))
-        return 1;
     kx_cli_pod pod;
-    if (kx_cli_pod_get(h, c->cfg.namespace_, name, &pod)) {
-        kx_cli_http_close(h);
+    if (kx_cli_pod_open(c, pos[0], nullptr, nullptr, false, &h, &pod, nullptr, 0))
         return 1;
-    }
     if (strcmp(pod.phase, "Running") != 0) {
         kx_cli_http_close(h);
         return kx_cli_err("unable to forward port because pod is not running. Current status=%s",
@@ -549,27 +536,11 @@ int kx_cmd_port_forward(kx_cli *c, int argc, char **argv)
     s->c = c;
     s->ping_id = 1;   // client pings are odd
     kx_cli_resp r;
-    if (ws_wanted()) {
-        char key[KX_WS_KEY_LEN + 1], hdr[512];
-        kx_ws_client_key(key);
-        snprintf(hdr, sizeof hdr,
-                 "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: "
-                 "SPDY/3.1+portforward.k8s.io\r\n",
-                 key);
-        if (kx_cli_http_do(h, "GET", path, hdr, nullptr, nullptr, &r)) {
-            kx_cli_http_close(h);
+    if (kx_cli_ws_enabled("KUBECTL_PORT_FORWARD_WEBSOCKETS")) {
+        int u = kx_cli_ws_upgrade(c, &h, path, "SPDY/3.1+portforward.k8s.io");
+        if (u < 0)
             return 1;
-        }
-        const char *proto = r.status == 101 ? kx_http_get(r.head, "Sec-WebSocket-Protocol") : nullptr;
-        if (r.status == 101 && kx_ws_client_check(r.head, key) == 0 && proto &&
-            strcmp(proto, "SPDY/3.1+portforward.k8s.io") == 0) {
-            s->ws = true;
-        } else if (!(r.status != 101 && r.head && r.head->keep_alive)) {
-            kx_cli_http_close(h);
-            if (kx_cli_http_open(c, &h))
-                return 1;
-        }
+        s->ws = u == 1;
     }
     if (!s->ws) {
         static const char hdr[] = "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"

@@ -533,12 +533,6 @@ static int build_path(kx_cli *, const kx_cli_rc_opts *o, char *out, size_t cap)
     return 0;
 }
 
-static bool ws_wanted(void)
-{
-    const char *e = getenv("KUBECTL_REMOTE_COMMAND_WEBSOCKETS");
-    return !(e && (strcmp(e, "false") == 0 || strcmp(e, "0") == 0));
-}
-
 // Prints the SPDY attempt's refusal as kubectl does (clients.md §6).
 static int upgrade_refused(const kx_cli_resp *r)
 {
@@ -661,35 +655,11 @@ int kx_cli_rc_run(kx_cli *c, kx_cli_http *h, const kx_cli_rc_opts *o)
     s.c = c;
     s.o = o;
     kx_cli_resp r;
-    bool ws = ws_wanted();
-    if (ws) {
-        char key[KX_WS_KEY_LEN + 1], hdr[512];
-        if (kx_ws_client_key(key) < 0) {
-            kx_cli_http_close(h);
-            return kx_cli_err("no random bytes for the WebSocket key");
-        }
-        snprintf(hdr, sizeof hdr,
-                 "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n",
-                 key);
-        if (kx_cli_http_do(h, "GET", path, hdr, nullptr, nullptr, &r)) {
-            kx_cli_http_close(h);
+    if (kx_cli_ws_enabled("KUBECTL_REMOTE_COMMAND_WEBSOCKETS")) {
+        int u = kx_cli_ws_upgrade(c, &h, path, "v5.channel.k8s.io");
+        if (u < 0)
             return 1;
-        }
-        const char *proto = r.status == 101 ? kx_http_get(r.head, "Sec-WebSocket-Protocol") : nullptr;
-        if (r.status == 101 && kx_ws_client_check(r.head, key) == 0 && proto &&
-            strcmp(proto, "v5.channel.k8s.io") == 0) {
-            s.ws = true;
-        } else {
-            // Any refusal falls back to SPDY, as kubectl does; a refused
-            // keep-alive answer leaves the connection reusable.
-            bool reuse = r.status != 101 && r.head && r.head->keep_alive;
-            if (!reuse) {
-                kx_cli_http_close(h);
-                if (kx_cli_http_open(c, &h))
-                    return 1;
-            }
-        }
+        s.ws = u == 1;
     }
     if (!s.ws) {
         static const char hdr[] = "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
