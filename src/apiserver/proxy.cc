@@ -33,6 +33,9 @@ struct proxy {
     bool node_complete;      // error answer fully read
     bool counted;            // spliced: counted in srv->active_sessions
     int node_status;
+    bool from_pool;          // p->node is a warm connection (may have died unseen)
+    char node_host[256];     // for a second dial when the warm one was dead
+    int node_port;
 };
 
 static proxy *g_proxies;
@@ -112,6 +115,7 @@ static void proxy_start_splice(proxy *p)
     // Called after kx_http_feed returned: the parser is done for good.
     free(p->parser);
     p->parser = nullptr;
+    kx_buf_free(&p->request);
     p->srv->proxied_sessions++;
     p->srv->active_sessions++;
     p->counted = true;
@@ -182,8 +186,15 @@ static void node_on_ready(kx_conn *c, int status)
     }
     p->state = P_WAIT_HEAD;
     kx_conn_write(c, p->request.data, p->request.len);
-    kx_buf_free(&p->request);
+    // A warm connection may turn out dead: keep the request for one redial.
+    if (!p->from_pool)
+        kx_buf_free(&p->request);
 }
+
+static void dead_on_close(kx_conn *) {}
+static const kx_conn_callbacks dead_cb = {nullptr, nullptr, nullptr, nullptr, dead_on_close};
+
+static void redial(proxy *p);
 
 static void node_on_end(kx_conn *c, int)
 {
@@ -191,6 +202,15 @@ static void node_on_end(kx_conn *c, int)
     if (p->state == P_RELAY_ERROR) {
         kx_http_eof(p->parser);
         proxy_relay_error(p);
+        return;
+    }
+    if (p->state == P_WAIT_HEAD && p->from_pool && p->node_bytes.len == 0) {
+        // The warm connection died before it was used (the node restarted,
+        // or closed it idle): dial a fresh one and send the request again.
+        p->from_pool = false;
+        kx_conn_set_user(c, nullptr, &dead_cb);
+        kx_conn_close(c);
+        redial(p);
         return;
     }
     if (p->state == P_WAIT_HEAD) {
@@ -219,6 +239,16 @@ static void node_on_close(kx_conn *c)
 
 static const kx_conn_callbacks node_cb = {node_on_ready, node_on_data, node_on_end, node_on_drain,
                                           node_on_close};
+
+static void redial(proxy *p)
+{
+    p->state = P_DIALING;
+    p->node = kx_conn_connect(p->srv->loop, p->node_host, p->node_port, p->srv->node_ctx,
+                              p->node_host, &node_cb, p);
+    if (!p->node)
+        proxy_client_status(p, 500, "InternalError",
+                            "Internal error occurred: error dialing backend");
+}
 
 static void client_on_data(kx_conn *c, const uint8_t *d, size_t n)
 {
@@ -336,8 +366,11 @@ void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stre
     p->state = P_DIALING;
     // A warm connection skips the handshake; either way the next one is
     // dialed now, while this session runs.
+    kx_strlcpy(p->node_host, t->node_host, sizeof p->node_host);
+    p->node_port = t->node_port;
     p->node = kx_nodepool_take(s, t->node_host, t->node_port);
     if (p->node) {
+        p->from_pool = true;
         kx_conn_set_user(p->node, p, &node_cb);
         node_on_ready(p->node, 0);
     } else {
