@@ -17,10 +17,20 @@ static const uint64_t kStreamCreationMs = 30000; // upstream DefaultStreamCreati
 // client-go's WebSocket executor starts its read loop before it registers
 // its streams; output that arrives within ~1 ms of the 101 can be dropped as
 // "Unknown stream id" (clients.md §0.15). Input is paused meanwhile. The
-// window is a few goroutine steps after the 101, no I/O, so a few
-// milliseconds cover it; 50 ms (what clients.md measured with) added 50 ms
-// to every exec (bench/10_latency.sh: 124 ms vs 75 ms over SPDY).
-static const uint64_t kWsStartDelayMs = 5;
+// window is a few goroutine steps after the 101, no I/O, but a loaded
+// machine stretches it: 5 ms was enough only while an exec itself took
+// ~15 ms; once exec took 3 ms, 1 of 50 concurrent kubectl 1.32 execs on 2
+// vCPUs lost its output ("Unknown stream id 1"), and so did 1 of 100 with
+// 20 ms: the window is however long the client's goroutine waits for a CPU.
+// So the delay is kWsStartDelayMs, plus kWsBurstStepMs for every other
+// WebSocket session still waiting out its own delay (sessions that start
+// together are what starves clients running beside each other; one after
+// the other they add nothing), up to kWsStartDelayMaxMs. 50 ms for every
+// exec (what clients.md measured with) would cost 50 ms each.
+// Our own client (User-Agent kubexec/) has no such race and gets no delay.
+static const uint64_t kWsStartDelayMs = 20;
+static const uint64_t kWsBurstStepMs = 4;
+static const uint64_t kWsStartDelayMaxMs = 200;
 // WebSocket: after our status and close frame, how long we wait for the
 // client's close frame before closing TCP anyway.
 static const uint64_t kWsCloseWaitMs = 2000;
@@ -44,12 +54,16 @@ struct kx_rcx {
                                // start delay, then the wait for the client's close
     bool timer_closed;
     bool ready, finished, gone_reported;
+    bool ws_waiting;           // counted in g_ws_waiting (start delay running)
 };
+
+static void ws_waiting_done(kx_rcx *x);
 
 static void rcx_maybe_free(kx_rcx *x)
 {
     if (x->conn || !x->timer_closed)
         return;
+    ws_waiting_done(x);
     x->cb.on_closed(x->user);
     kx_rc_free(x->rc);
     kx_wsch_free(x->wsch);
@@ -216,6 +230,7 @@ static void ws_close_wait_timeout(uv_timer_t *t)
 static void ws_start(uv_timer_t *t)
 {
     kx_rcx *x = (kx_rcx *)t->data;
+    ws_waiting_done(x);
     if (x->finished || !x->conn)
         return;
     kx_wsch_start(x->wsch);
@@ -227,6 +242,24 @@ static void ws_start(uv_timer_t *t)
         x->ws_early = {};
         x_data(x->conn, early.data, early.len);
         kx_buf_free(&early);
+    }
+}
+
+// WebSocket sessions waiting out their start delay right now (see
+// kWsStartDelayMs); x->ws_waiting says whether x is counted.
+static unsigned g_ws_waiting;
+
+static uint64_t ws_start_delay(void)
+{
+    uint64_t d = kWsStartDelayMs + kWsBurstStepMs * g_ws_waiting;
+    return d < kWsStartDelayMaxMs ? d : kWsStartDelayMaxMs;
+}
+
+static void ws_waiting_done(kx_rcx *x)
+{
+    if (x->ws_waiting) {
+        x->ws_waiting = false;
+        g_ws_waiting--;
     }
 }
 
@@ -305,7 +338,12 @@ static kx_rcx *upgrade_ws(kx_httpd_req *req, const kx_rcx_request *r, const kx_r
     // buffer as the head: it has no demux race to wait out.
     const char *ua = kx_http_get(h, "User-Agent");
     bool own_client = ua && strncmp(ua, "kubexec/", 8) == 0;
-    uv_timer_start(&x->timer, ws_start, own_client ? 0 : kWsStartDelayMs, 0);
+    uint64_t delay = own_client ? 0 : ws_start_delay();
+    if (delay) {
+        x->ws_waiting = true;
+        g_ws_waiting++;
+    }
+    uv_timer_start(&x->timer, ws_start, delay, 0);
     return x;
 }
 
