@@ -127,6 +127,16 @@ int kx_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // Percent-encodes for a query value into out; -EMSGSIZE if it does not fit.
 int kx_cli_qesc(char *out, size_t cap, const char *s);
+// "/api/v1/namespaces/NS/pods/POD" and "/SUB" when sub is not null, both
+// names escaped. The length, or -EMSGSIZE.
+int kx_cli_pod_path(char *out, size_t cap, const char *ns, const char *pod, const char *sub);
+// A whole JSON document of n bytes (trailing bytes are an error), or null.
+// The caller json_object_put()s it.
+struct json_object;
+json_object *kx_cli_json(const uint8_t *p, size_t n);
+// write(2) until done; waits with poll on EAGAIN (a non-blocking fd shared
+// with others). 0 or -errno (-EPIPE: the reader went away).
+int kx_cli_write_all(int fd, const uint8_t *p, size_t n);
 
 // ---- Flags ---------------------------------------------------------------------
 

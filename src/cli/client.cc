@@ -4,10 +4,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "kubexec/ws.h"
@@ -354,16 +356,45 @@ int kx_cli_get(kx_cli *c, const char *path, kx_cli_resp *resp, kx_cli_http **hol
 
 // ---- Errors ------------------------------------------------------------------
 
+json_object *kx_cli_json(const uint8_t *p, size_t n)
+{
+    if (n == 0 || n > INT32_MAX)
+        return nullptr;
+    json_tokener *tok = json_tokener_new_ex(256);
+    if (!tok)
+        return nullptr;
+    json_object *o = json_tokener_parse_ex(tok, (const char *)p, (int)n);
+    if (o && json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(o);
+        o = nullptr;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+int kx_cli_write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                struct pollfd pf = {fd, POLLOUT, 0};
+                poll(&pf, 1, -1);
+                continue;
+            }
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 int kx_cli_api_error(const kx_cli_resp *r)
 {
-    json_object *o = nullptr;
-    if (r->body_len && r->body_len < KX_CLI_MAX_BODY) {
-        json_tokener *tok = json_tokener_new();
-        if (tok) {
-            o = json_tokener_parse_ex(tok, (const char *)r->body, (int)r->body_len);
-            json_tokener_free(tok);
-        }
-    }
+    json_object *o = kx_cli_json(r->body, r->body_len);
     json_object *kind = nullptr, *reason = nullptr, *msg = nullptr;
     if (o && json_object_is_type(o, json_type_object) &&
         json_object_object_get_ex(o, "kind", &kind) &&
@@ -414,6 +445,16 @@ int kx_cli_qesc(char *out, size_t cap, const char *s)
 
 // ---- Pods ----------------------------------------------------------------------
 
+int kx_cli_pod_path(char *out, size_t cap, const char *ns, const char *pod, const char *sub)
+{
+    char ens[600], epod[600];
+    if (kx_cli_qesc(ens, sizeof ens, ns) < 0 || kx_cli_qesc(epod, sizeof epod, pod) < 0)
+        return -EMSGSIZE;
+    int n = snprintf(out, cap, "/api/v1/namespaces/%s/pods/%s%s%s", ens, epod, sub ? "/" : "",
+                     sub ? sub : "");
+    return n < 0 || (size_t)n >= cap ? -EMSGSIZE : n;
+}
+
 int kx_cli_pod_name(const char *arg, char *out, size_t cap)
 {
     const char *slash = strchr(arg, '/');
@@ -449,10 +490,9 @@ static bool jbool(json_object *o, const char *k)
 int kx_cli_pod_get(kx_cli_http *h, const char *ns, const char *name, kx_cli_pod *pod)
 {
     memset(pod, 0, sizeof *pod);
-    char ens[600], ename[600], path[1400];
-    if (kx_cli_qesc(ens, sizeof ens, ns) < 0 || kx_cli_qesc(ename, sizeof ename, name) < 0)
+    char path[1400];
+    if (kx_cli_pod_path(path, sizeof path, ns, name, nullptr) < 0)
         return kx_cli_err("namespace or pod name too long");
-    snprintf(path, sizeof path, "/api/v1/namespaces/%s/pods/%s", ens, ename);
     kx_cli_resp r;
     if (kx_cli_http_do(h, "GET", path, "Accept: application/json\r\n", nullptr, nullptr, &r))
         return 1;
@@ -463,10 +503,7 @@ int kx_cli_pod_get(kx_cli_http *h, const char *ns, const char *name, kx_cli_pod 
     }
     if (r.status != 200)
         return kx_cli_api_error(&r);
-    json_tokener *tok = json_tokener_new();
-    json_object *o = tok ? json_tokener_parse_ex(tok, (const char *)r.body, (int)r.body_len)
-                         : nullptr;
-    json_tokener_free(tok);
+    json_object *o = kx_cli_json(r.body, r.body_len);
     if (!o)
         return kx_cli_err("the server returned a pod that is not JSON");
     json_object *meta = nullptr, *spec = nullptr, *status = nullptr, *ctrs = nullptr,

@@ -20,6 +20,27 @@ static bool setup_tty(bool in, bool tty, bool quiet)
     return true;
 }
 
+// A session on the process's own stdin/stdout/stderr (stderr merged into
+// the terminal with a tty).
+static kx_cli_rc_opts terminal_opts(const char *sub, const kx_cli_pod *pod, const char *ctr,
+                                    bool in, bool tty, bool quiet)
+{
+    kx_cli_rc_opts o = {};
+    o.subresource = sub;
+    o.ns = pod->ns;
+    o.pod = pod->name;
+    o.container = ctr;
+    o.in = in;
+    o.out = true;
+    o.err = !tty;
+    o.tty = tty;
+    o.in_fd = 0;
+    o.out_fd = 1;
+    o.err_fd = 2;
+    o.quiet = quiet;
+    return o;
+}
+
 int kx_cmd_exec(kx_cli *c, int argc, char **argv)
 {
     const char *container = nullptr, *filename = nullptr, *running_timeout = nullptr;
@@ -59,22 +80,10 @@ int kx_cmd_exec(kx_cli *c, int argc, char **argv)
                           pod.phase);
     }
     bool t = setup_tty(in, tty, quiet);
-    kx_cli_rc_opts o = {};
-    o.subresource = "exec";
-    o.ns = pod.ns;
-    o.pod = pod.name;
-    o.container = ctr;
+    kx_cli_rc_opts o = terminal_opts("exec", &pod, ctr, in, t, quiet);
     o.command = cmd;
     o.ncommand = ncmd;
-    o.in = in;
-    o.out = true;
-    o.err = !t;
-    o.tty = t;
-    o.in_fd = 0;
-    o.out_fd = 1;
-    o.err_fd = 2;
     o.raw_terminal = t;
-    o.quiet = quiet;
     return kx_cli_rc_run(c, h, &o);
 }
 
@@ -128,20 +137,8 @@ int kx_cmd_attach(kx_cli *c, int argc, char **argv)
     // kubectl 1.33 prints the hint for every attach, terminal or not.
     if (!quiet)
         fputs("If you don't see a command prompt, try pressing enter.\n", stderr);
-    kx_cli_rc_opts o = {};
-    o.subresource = "attach";
-    o.ns = pod.ns;
-    o.pod = pod.name;
-    o.container = ctr;
-    o.in = in;
-    o.out = true;
-    o.err = !t;
-    o.tty = t;
-    o.in_fd = 0;
-    o.out_fd = 1;
-    o.err_fd = 2;
+    kx_cli_rc_opts o = terminal_opts("attach", &pod, ctr, in, t, quiet);
     o.raw_terminal = t && in && isatty(0);
-    o.quiet = quiet;
     int rc = kx_cli_rc_run(c, h, &o);
     if (in && t && !quiet)
         fprintf(stderr,

@@ -307,6 +307,26 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+// The keys of object o, sorted with cmp when cmp is not null, in a malloc'd
+// array (the strings are o's); *n gets the count. Null on ENOMEM.
+static const char **object_keys(json_object *o, int (*cmp)(const void *, const void *), size_t *n)
+{
+    size_t cap = (size_t)json_object_object_length(o), k = 0;
+    const char **keys = (const char **)malloc((cap ? cap : 1) * sizeof *keys);
+    if (!keys)
+        return nullptr;
+    json_object_object_foreach(o, key, val)
+    {
+        (void)val;
+        if (k < cap)
+            keys[k++] = key;
+    }
+    if (cmp)
+        qsort(keys, k, sizeof *keys, cmp);
+    *n = k;
+    return keys;
+}
+
 static void indent(obuf *o, const char *unit, int depth)
 {
     for (int i = 0; i < depth; i++)
@@ -353,20 +373,12 @@ static void go_json_value(obuf *o, json_object *v, int depth, const char *unit, 
             puts_(o, "{}");
             return;
         }
-        const char **keys = (const char **)malloc(n * sizeof *keys);
+        size_t k;
+        const char **keys = object_keys(v, sorted ? cmp_str : nullptr, &k);
         if (!keys) {
             o->oom = true;
             return;
         }
-        size_t k = 0;
-        json_object_object_foreach(v, key, val)
-        {
-            (void)val;
-            if (k < n)
-                keys[k++] = key;
-        }
-        if (sorted)
-            qsort(keys, k, sizeof *keys, cmp_str);
         puts_(o, "{\n");
         for (size_t i = 0; i < k; i++) {
             indent(o, unit, depth + 1);
@@ -778,19 +790,12 @@ static void y_node(yemit *y, json_object *v)
             return;
         }
         y_emit(y, &ev);
-        size_t n = (size_t)json_object_object_length(v), k = 0;
-        const char **keys = (const char **)malloc((n ? n : 1) * sizeof *keys);
+        size_t k;
+        const char **keys = object_keys(v, yaml_key_cmp, &k);
         if (!keys) {
             y->failed = true;
             return;
         }
-        json_object_object_foreach(v, key, val)
-        {
-            (void)val;
-            if (k < n)
-                keys[k++] = key;
-        }
-        qsort(keys, k, sizeof *keys, yaml_key_cmp);
         for (size_t i = 0; i < k && !y->failed; i++) {
             y_string(y, keys[i], strlen(keys[i]));
             y_node(y, json_object_object_get(v, keys[i]));
@@ -830,22 +835,6 @@ static int print_yaml(obuf *o, json_object *v)
 }
 
 // ---- JSON input ---------------------------------------------------------------------
-
-static json_object *parse_json(const uint8_t *p, size_t n)
-{
-    if (n == 0 || n > INT32_MAX)
-        return nullptr;
-    json_tokener *tok = json_tokener_new_ex(256);
-    if (!tok)
-        return nullptr;
-    json_object *o = json_tokener_parse_ex(tok, (const char *)p, (int)n);
-    if (o && json_tokener_get_error(tok) != json_tokener_success) {
-        json_object_put(o);
-        o = nullptr;
-    }
-    json_tokener_free(tok);
-    return o;
-}
 
 static json_object *jget(json_object *o, const char *k)
 {
@@ -1292,7 +1281,7 @@ static int fetch(get_run *g, const visit *v)
                 save_err(g, &r);
             return 0;
         }
-        json_object *obj = parse_json(r.body, r.body_len);
+        json_object *obj = kx_cli_json(r.body, r.body_len);
         if (!obj || !json_object_is_type(obj, json_type_object)) {
             json_object_put(obj);
             json_object_put(acc);
@@ -1541,19 +1530,12 @@ static void put_labels(tprint *p, json_object *labels)
         gputs(p, "<none>");
         return;
     }
-    const char **keys = (const char **)malloc(n * sizeof *keys);
+    size_t k;
+    const char **keys = object_keys(labels, cmp_str, &k);
     if (!keys) {
         p->group_oom = true;
         return;
     }
-    size_t k = 0;
-    json_object_object_foreach(labels, key, val)
-    {
-        (void)val;
-        if (k < n)
-            keys[k++] = key;
-    }
-    qsort(keys, k, sizeof *keys, cmp_str);
     for (size_t i = 0; i < k; i++) {
         if (i)
             gputs(p, ",");
@@ -2128,7 +2110,7 @@ int kx_cmd_version(kx_cli *c, int argc, char **argv)
             if (r.status != 200) {
                 rc = kx_cli_api_error(&r);
             } else {
-                json_object *src = parse_json(r.body, r.body_len);
+                json_object *src = kx_cli_json(r.body, r.body_len);
                 if (!src || !json_object_is_type(src, json_type_object))
                     rc = kx_cli_err("the server's /version answer is not a JSON object");
                 else

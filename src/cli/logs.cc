@@ -53,21 +53,13 @@ static int parse_duration(const char *s, double *out)
 
 static int sink_stdout(void *, const uint8_t *p, size_t n)
 {
-    while (n) {
-        ssize_t w = write(1, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EPIPE) {
-                signal(SIGPIPE, SIG_DFL);
-                raise(SIGPIPE);
-            }
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
+    int r = kx_cli_write_all(1, p, n);
+    if (r == -EPIPE) {
+        // As kubectl (Go) does when its reader went away.
+        signal(SIGPIPE, SIG_DFL);
+        raise(SIGPIPE);
     }
-    return 0;
+    return r;
 }
 
 int kx_cmd_logs(kx_cli *c, int argc, char **argv)
@@ -127,12 +119,15 @@ int kx_cmd_logs(kx_cli *c, int argc, char **argv)
     char ctr[64];
     if (kx_cli_pod_open(c, pos[0], nullptr, container, false, &h, &pod, ctr, sizeof ctr))
         return 1;
-    char ens[600], epod[600], ectr[300], path[3000];
-    kx_cli_qesc(ens, sizeof ens, pod.ns);
-    kx_cli_qesc(epod, sizeof epod, pod.name);
+    char ectr[300], path[3000];
     kx_cli_qesc(ectr, sizeof ectr, ctr);
-    size_t n = (size_t)snprintf(path, sizeof path, "/api/v1/namespaces/%s/pods/%s/log?container=%s",
-                                ens, epod, ectr);
+    int pl = kx_cli_pod_path(path, sizeof path, pod.ns, pod.name, "log");
+    if (pl < 0) {
+        kx_cli_http_close(h);
+        return kx_cli_err("namespace or pod name too long");
+    }
+    size_t n = (size_t)pl + (size_t)snprintf(path + pl, sizeof path - (size_t)pl, "?container=%s",
+                                             ectr);
     if (follow)
         n += (size_t)snprintf(path + n, sizeof path - n, "&follow=true");
     if (previous)

@@ -528,10 +528,8 @@ int kx_cmd_port_forward(kx_cli *c, int argc, char **argv)
         return kx_cli_err("unable to forward port because pod is not running. Current status=%s",
                           pod.phase);
     }
-    char ens[600], epod[600], path[1400];
-    kx_cli_qesc(ens, sizeof ens, pod.ns);
-    kx_cli_qesc(epod, sizeof epod, pod.name);
-    snprintf(path, sizeof path, "/api/v1/namespaces/%s/pods/%s/portforward", ens, epod);
+    char path[1400];
+    kx_cli_pod_path(path, sizeof path, pod.ns, pod.name, "portforward");   // fits: the GET did
     pf_sess *s = (pf_sess *)calloc(1, sizeof *s);
     s->c = c;
     s->ping_id = 1;   // client pings are odd

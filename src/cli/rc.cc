@@ -118,40 +118,23 @@ static void progress_print(rc_sess *s, bool last)
     s->progress_shown = true;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                struct pollfd pf = {fd, POLLOUT, 0};
-                poll(&pf, 1, -1);
-                continue;
-            }
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void out_bytes(rc_sess *s, int fd, const uint8_t *p, size_t n)
 {
     if (n == 0 || s->sigpipe)
         return;
     if (fd == s->o->out_fd)
         s->moved += n;
-    if (write_all(fd, p, n) == -EPIPE)
+    if (kx_cli_write_all(fd, p, n) == -EPIPE)
         s->sigpipe = true;
 }
 
-static void conn_send(rc_sess *s, const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+// Output of either engine (WebSocket frames, SPDY frames) to the connection.
+static int send_cb(void *user, const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
+    rc_sess *s = (rc_sess *)user;
     if (s->conn)
         kx_conn_write2(s->conn, a, an, b, bn);
+    return 0;
 }
 
 // ---- stdin ---------------------------------------------------------------------
@@ -288,11 +271,6 @@ static void session_started(rc_sess *s)
 
 // ---- WebSocket -------------------------------------------------------------------
 
-static int ws_send_cb(void *user, const uint8_t *hdr, size_t hl, const uint8_t *p, size_t pl)
-{
-    conn_send((rc_sess *)user, hdr, hl, p, pl);
-    return 0;
-}
 
 static void ws_message(void *user, int opcode, const uint8_t *p, size_t n)
 {
@@ -334,11 +312,6 @@ static void ws_close_cb(void *user, uint16_t code)
 
 // ---- SPDY ------------------------------------------------------------------------
 
-static int spdy_send_cb(void *user, const uint8_t *hdr, size_t hl, const uint8_t *p, size_t pl)
-{
-    conn_send((rc_sess *)user, hdr, hl, p, pl);
-    return 0;
-}
 
 static void spdy_reply(void *user, uint32_t, const kx_spdy_nv *, size_t, bool)
 {
@@ -447,11 +420,7 @@ static int decode_status(rc_sess *s)
 {
     if (s->status.len == 0)
         return 0;
-    json_tokener *tok = json_tokener_new();
-    json_object *o = tok ? json_tokener_parse_ex(tok, (const char *)s->status.data,
-                                                 (int)s->status.len)
-                         : nullptr;
-    json_tokener_free(tok);
+    json_object *o = kx_cli_json(s->status.data, s->status.len);
     int rc = 1;
     json_object *st = nullptr, *reason = nullptr, *msg = nullptr, *details = nullptr,
                 *causes = nullptr;
@@ -510,12 +479,14 @@ static int decode_status(rc_sess *s)
 // The query both transports carry.
 static int build_path(kx_cli *, const kx_cli_rc_opts *o, char *out, size_t cap)
 {
-    char ens[600], epod[600], ectr[300];
-    if (kx_cli_qesc(ens, sizeof ens, o->ns) < 0 || kx_cli_qesc(epod, sizeof epod, o->pod) < 0 ||
-        kx_cli_qesc(ectr, sizeof ectr, o->container) < 0)
+    int pl = kx_cli_pod_path(out, cap, o->ns, o->pod, o->subresource);
+    if (pl < 0 || (size_t)pl + 11 >= cap)
         return -EMSGSIZE;
-    size_t n = (size_t)snprintf(out, cap, "/api/v1/namespaces/%s/pods/%s/%s?container=%s", ens,
-                                epod, o->subresource, ectr);
+    size_t n = (size_t)pl + (size_t)snprintf(out + pl, cap - (size_t)pl, "?container=");
+    int ce = kx_cli_qesc(out + n, cap - n, o->container);
+    if (ce < 0)
+        return -EMSGSIZE;
+    n += (size_t)ce;
     for (int i = 0; i < o->ncommand; i++) {
         if (n + 9 >= cap)
             return -EMSGSIZE;
@@ -679,10 +650,10 @@ int kx_cli_rc_run(kx_cli *c, kx_cli_http *h, const kx_cli_rc_opts *o)
     s.conn = kx_cli_http_take(h, &early);
     kx_conn_set_user(s.conn, &s, &s_conn_cb);
     if (s.ws) {
-        static const kx_ws_callbacks wcb = {ws_send_cb, ws_message, ws_close_cb};
+        static const kx_ws_callbacks wcb = {send_cb, ws_message, ws_close_cb};
         s.wss = kx_ws_new_client(&wcb, &s, 0);
     } else {
-        static const kx_spdy_callbacks scb = {spdy_send_cb, nullptr, spdy_reply, spdy_data,
+        static const kx_spdy_callbacks scb = {send_cb, nullptr, spdy_reply, spdy_data,
                                               spdy_fin, spdy_rst, spdy_goaway};
         s.spdy = kx_spdy_session_new(false, &scb, &s);
     }
