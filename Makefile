@@ -9,7 +9,7 @@ MESON      ?= meson
 # Debian 12 packages needed to build, test and run the demo.
 DEPS = meson ninja-build pkg-config g++ clang libclang-rt-14-dev \
        libuv1-dev libhttp-parser-dev libssl-dev zlib1g-dev libcmocka-dev \
-       libjson-c-dev libyaml-dev libwslay-dev busybox-static mandoc python3 hyperfine \
+       libjson-c-dev libyaml-dev libwslay-dev libmbedtls-dev busybox-static mandoc python3 hyperfine \
        iproute2 procps util-linux openssl ca-certificates curl
 
 .PHONY: all deps check unit integration demo install clean bench bench-deps

@@ -17,7 +17,7 @@
 // KX_CONN_LOW_WATER after having been above KX_CONN_HIGH_WATER.
 #pragma once
 
-#include <openssl/ssl.h>
+#include "kubexec/tls.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -46,19 +46,21 @@ struct kx_conn_callbacks {
 
 // Accepts one pending connection on `server` (call from its connection
 // callback). Returns null on failure (the pending connection is dropped).
-kx_conn *kx_conn_accept(uv_stream_t *server, SSL_CTX *ctx, const kx_conn_callbacks *cb,
+kx_conn *kx_conn_accept(uv_stream_t *server, kx_tls_ctx *ctx, const kx_conn_callbacks *cb,
                         void *user);
 // Connects to host:port (host is a numeric IPv4/IPv6 address or a name,
 // resolved with the libuv resolver) and starts a TLS client handshake that
 // verifies the peer against verify_host (may be null: no name check, the
 // chain is still verified by ctx). Result through on_ready.
-kx_conn *kx_conn_connect(uv_loop_t *loop, const char *host, int port, SSL_CTX *ctx,
+kx_conn *kx_conn_connect(uv_loop_t *loop, const char *host, int port, kx_tls_ctx *ctx,
                          const char *verify_host, const kx_conn_callbacks *cb, void *user);
 
 // Client side, right after kx_conn_connect (the handshake starts once TCP
 // is connected): offer an earlier TLS session for resumption; see
-// kx_tls_set_session. 0 or -EINVAL.
-int kx_conn_set_tls_session(kx_conn *c, SSL_SESSION *sess);
+// kx_tls_set_session. 0, -EINVAL or -ESTALE.
+int kx_conn_set_tls_session(kx_conn *c, const uint8_t *p, size_t n);
+// The session to offer next time (after on_ready); see kx_tls_session_save.
+int kx_conn_tls_session_save(const kx_conn *c, uint8_t *buf, size_t cap);
 // Whether the TLS handshake resumed an earlier session (after on_ready).
 bool kx_conn_tls_resumed(const kx_conn *c);
 

@@ -53,7 +53,7 @@ typedef void (*kx_httpd_handler)(void *user, kx_httpd_req *req);
 
 // Listens on host:port (port 0 picks one; the chosen port via kx_httpd_port).
 // Returns null and fills err on failure.
-kx_httpd *kx_httpd_new(uv_loop_t *loop, const char *host, int port, SSL_CTX *ctx,
+kx_httpd *kx_httpd_new(uv_loop_t *loop, const char *host, int port, kx_tls_ctx *ctx,
                        kx_httpd_handler handler, void *user, char *err, size_t errlen);
 int kx_httpd_port(const kx_httpd *s);
 // The idle bound (see the top of this file), in ms; 0 turns it off.

@@ -1,4 +1,12 @@
-// kubexec/tls.h - sans-I/O TLS over OpenSSL memory BIOs.
+// kubexec/tls.h - sans-I/O TLS, one API over two backends.
+//
+// The daemons link src/lib/tls.cc (OpenSSL memory BIOs: server and client).
+// The kubexec CLI links src/lib/tls_mbedtls.cc (mbedTLS 2.28, client only,
+// TLS 1.2): a CLI process lives for milliseconds, and OpenSSL 3.0 costs
+// ~3 ms and ~5 MiB before the first byte (provider and decoder set-up,
+// relocating libcrypto), mbedTLS a tenth of that (bench/12_cli_latency.sh).
+// kx_tls_ctx and kx_tls are opaque; nothing outside the backend sees its
+// library's types.
 //
 // A kx_tls never touches a socket. The caller moves bytes:
 //   ciphertext from the network -> kx_tls_feed
@@ -22,8 +30,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <openssl/ssl.h>
-
 // kx_tls_read: the peer sent close_notify (clean end of the plaintext stream).
 #define KX_TLS_EOF (-ESHUTDOWN)
 #define KX_TLS_MAX_QUEUE (4u << 20)
@@ -34,27 +40,61 @@ enum kx_tls_verify {
     KX_TLS_REQUIRE_CLIENT_CERT,  // ask; the handshake fails without a valid one
 };
 
+// Settings shared by any number of connections.
+struct kx_tls_ctx;
+
 // Server context from PEM files (cert_file may hold a chain). Client
 // certificates, when asked for, are verified against client_ca_file (required
 // unless mode is KX_TLS_NO_CLIENT_CERT). Returns null on error with err
-// filled (err may be null). Free with SSL_CTX_free; one context serves any
-// number of kx_tls.
-SSL_CTX *kx_tls_server_ctx(const char *cert_file, const char *key_file,
+// filled (err may be null). Free with kx_tls_ctx_free; one context serves any
+// number of kx_tls. The mbedTLS backend has no server side: null, "not
+// supported".
+kx_tls_ctx *kx_tls_server_ctx(const char *cert_file, const char *key_file,
                            const char *client_ca_file, kx_tls_verify mode, char *err,
                            size_t errlen);
 
 // Client context: verifies the server against ca_file (null: the system
-// store); presents cert_file/key_file when both are non-null.
-SSL_CTX *kx_tls_client_ctx(const char *ca_file, const char *cert_file, const char *key_file,
-                           char *err, size_t errlen);
+// store); presents cert_file/key_file when both are non-null. It remembers
+// the newest session per verify_host (64 hosts) and offers it on the next
+// kx_tls_new to that host: daemons that dial the same peers resume (no
+// certificate work) without doing anything. (OpenSSL backend; the mbedTLS
+// one leaves resumption to kx_tls_set_session.)
+kx_tls_ctx *kx_tls_client_ctx(const char *ca_file, const char *cert_file, const char *key_file,
+                              char *err, size_t errlen);
+
+// Client context from PEM held in memory, as a kubeconfig carries it. Any of
+// the pointers may be null (length 0): no ca = the system store; cert and key
+// go together; the cert PEM may continue with its chain. insecure: no server
+// verification at all (with a ca: KX_TLS_PEM_INSECURE_WITH_CA). Returns the
+// context, or null with *why set to one of the reasons below, so callers can
+// word each as they need (kubectl's texts live in the CLI).
+enum kx_tls_pem_error {
+    KX_TLS_PEM_OK,
+    KX_TLS_PEM_NOMEM,
+    KX_TLS_PEM_INSECURE_WITH_CA,
+    KX_TLS_PEM_BAD_CA,         // no certificate could be read from ca
+    KX_TLS_PEM_NO_SYSTEM_CA,   // no ca given and the system store is unusable
+    KX_TLS_PEM_BAD_CERT,       // no certificate in cert (or cert without key)
+    KX_TLS_PEM_BAD_KEY,        // no private key in key (or key without cert)
+    KX_TLS_PEM_KEY_MISMATCH,   // the key is not the certificate's
+};
+struct kx_tls_client_pem {
+    const char *ca;   size_t ca_len;
+    const char *cert; size_t cert_len;
+    const char *key;  size_t key_len;
+    bool insecure;
+};
+kx_tls_ctx *kx_tls_client_ctx_pem(const kx_tls_client_pem *p, kx_tls_pem_error *why);
+
+void kx_tls_ctx_free(kx_tls_ctx *ctx);
 
 struct kx_tls;
 
-// A connection over ctx (reference-counted by OpenSSL; the ctx may be freed
-// after this). verify_host (client only, may be null): the DNS name or IP
+// A connection over ctx (the ctx must outlive it with mbedTLS; OpenSSL
+// counts references, but do not rely on it). verify_host (client only, may be null): the DNS name or IP
 // address the server certificate must match; a DNS name is also sent as SNI.
 // Returns null on allocation failure or an unusable verify_host.
-kx_tls *kx_tls_new(SSL_CTX *ctx, bool server, const char *verify_host);
+kx_tls *kx_tls_new(kx_tls_ctx *ctx, bool server, const char *verify_host);
 void kx_tls_free(kx_tls *t);
 
 // Ciphertext from the network. 0, -EMSGSIZE (more than KX_TLS_MAX_QUEUE
@@ -79,12 +119,19 @@ int kx_tls_take(kx_tls *t, uint8_t *buf, size_t cap);
 size_t kx_tls_pending(const kx_tls *t);
 
 bool kx_tls_handshake_done(const kx_tls *t);
-// Client only, before the handshake starts: offer `sess` (a session this
-// client saw before, e.g. read back from a cache) for resumption. The
-// session is referenced, not taken. 0, or -EINVAL (server side, handshake
-// under way, or OpenSSL refused it). A server that does not accept it just
-// does a full handshake.
-int kx_tls_set_session(kx_tls *t, SSL_SESSION *sess);
+// Session resumption across processes. kx_tls_session_save serializes the
+// client's current session (call it once the handshake is done; with TLS 1.3
+// the ticket comes after it, with the first answer): >0 bytes written to buf,
+// 0 when there is nothing resumable, -EMSGSIZE when cap is too small (8 KiB is
+// plenty). The bytes are backend-specific and secret (they hold the session's
+// master key): store them like a private key.
+int kx_tls_session_save(const kx_tls *t, uint8_t *buf, size_t cap);
+// Client only, before the ClientHello is taken: offer a session saved by
+// kx_tls_session_save (same backend) for resumption. 0; -EINVAL (server side,
+// handshake under way, unreadable bytes) or -ESTALE (expired): either way the
+// connection goes on with a full handshake, as it does when the server does not
+// accept the session.
+int kx_tls_set_session(kx_tls *t, const uint8_t *p, size_t n);
 // Whether the handshake resumed an earlier session.
 bool kx_tls_session_reused(const kx_tls *t);
 

@@ -181,8 +181,8 @@ int main(int argc, char **argv)
     uv_run(g_srv.loop, UV_RUN_DEFAULT);
 
     kx_api_free(g_srv.api);
-    SSL_CTX_free(g_srv.server_ctx);
-    SSL_CTX_free(g_srv.node_ctx);
+    kx_tls_ctx_free(g_srv.server_ctx);
+    kx_tls_ctx_free(g_srv.node_ctx);
     int r = uv_loop_close(g_srv.loop);
     if (r != 0)
         fprintf(stderr, "kubexec-apiserver: warning: loop closed with live handles\n");

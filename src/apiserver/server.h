@@ -1,7 +1,7 @@
 // kubexec-apiserver internals shared by main.cc, server.cc and proxy.cc.
 #pragma once
 
-#include <openssl/ssl.h>
+#include "kubexec/tls.h"
 #include <uv.h>
 
 #include "api.h"
@@ -10,8 +10,8 @@
 struct kx_apiserver {
     uv_loop_t *loop;
     kx_api *api;
-    SSL_CTX *server_ctx;     // our serving certificate, client certs optional
-    SSL_CTX *node_ctx;       // client context toward nodes (kubelet-client cert)
+    kx_tls_ctx *server_ctx;     // our serving certificate, client certs optional
+    kx_tls_ctx *node_ctx;       // client context toward nodes (kubelet-client cert)
     kx_httpd *httpd;
     // Counters for /metrics.
     unsigned long upgrades_spdy, upgrades_websocket, upgrades_refused;

@@ -13,7 +13,6 @@
 // exit code for exec, 2 never (kubectl uses 1 for usage errors too).
 #pragma once
 
-#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -39,7 +38,7 @@ struct kx_cli {
     kx_cli_globals g;
     kx_kcfg cfg;
     bool cfg_loaded;
-    SSL_CTX *ssl;
+    kx_tls_ctx *ssl;
     bool https;
     char host[256];
     int port;
@@ -57,13 +56,15 @@ int kx_cli_setup(kx_cli *c);
 // ---- TLS session cache (tlscache.cc) ---------------------------------------------
 // Resumes the TLS session of an earlier run against the same server and
 // identity: $XDG_CACHE_HOME/kubexec/tls/ (else ~/.cache/kubexec/tls/), one
-// 0600 file per server + CA + client certificate, rewritten when the server
-// sends a new ticket. Off with KUBEXEC_TLS_SESSION_CACHE=0, without a home
-// directory, and with insecure-skip-tls-verify. Every failure just means a
-// full handshake.
+// 0600 file per server + CA + client certificate, rewritten after each full
+// handshake. Off with KUBEXEC_TLS_SESSION_CACHE=0, without a home directory,
+// and with insecure-skip-tls-verify. Every failure just means a full
+// handshake.
 void kx_cli_tlscache_init(kx_cli *c);      // after c->ssl exists
-SSL_SESSION *kx_cli_tlscache_get(void);    // borrowed; null if none usable
-void kx_cli_tlscache_free(void);
+// Before the handshake: offer the cached session on conn, if any.
+void kx_cli_tlscache_offer(kx_conn *conn);
+// After the handshake: keep conn's session unless it was a resumption.
+void kx_cli_tlscache_store(kx_conn *conn);
 
 // ---- HTTP over one connection --------------------------------------------------
 

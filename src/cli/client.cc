@@ -55,7 +55,7 @@ int kx_cli_setup(kx_cli *c)
     }
     if (!c->https)
         return 0;   // refused at connect time with kubectl's message
-    c->ssl = kx_kcfg_ssl_ctx(&c->cfg, err, sizeof err);
+    c->ssl = kx_kcfg_tls_ctx(&c->cfg, err, sizeof err);
     if (!c->ssl) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -247,14 +247,14 @@ int kx_cli_http_open(kx_cli *c, kx_cli_http **out)
         return connect_error(c, -EHOSTUNREACH, nullptr);
     }
     // An earlier run's session, if any, makes this a resumption (tlscache.cc).
-    if (SSL_SESSION *sess = kx_cli_tlscache_get())
-        kx_conn_set_tls_session(h->conn, sess);
+    kx_cli_tlscache_offer(h->conn);
     run_until(h, &h->ready);
     if (!h->ready) {
         int rc = connect_error(c, h->error, h->tls_err);
         kx_cli_http_close(h);
         return rc;
     }
+    kx_cli_tlscache_store(h->conn);
     *out = h;
     return 0;
 }

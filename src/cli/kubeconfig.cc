@@ -24,9 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <yaml.h>
 
 namespace {
@@ -1377,11 +1374,11 @@ void kx_kcfg_free(kx_kcfg *c)
     free(c->ca_pem);
     free(c->cert_pem);
     if (c->key_pem)
-        OPENSSL_cleanse(c->key_pem, c->key_len);
+        explicit_bzero(c->key_pem, c->key_len);
     free(c->key_pem);
     free(c->tls_server_name);
     if (c->token)
-        OPENSSL_cleanse(c->token, strlen(c->token));
+        explicit_bzero(c->token, strlen(c->token));
     free(c->token);
     *c = kx_kcfg{};
 }
@@ -1643,104 +1640,51 @@ int kx_kcfg_server_parts(const char *server, bool *https, char *host, size_t hos
     return 0;
 }
 
-SSL_CTX *kx_kcfg_ssl_ctx(const kx_kcfg *c, char *err, size_t errcap)
+kx_tls_ctx *kx_kcfg_tls_ctx(const kx_kcfg *c, char *err, size_t errcap)
 {
-    const char *msg = nullptr;
-    SSL_CTX *ctx = nullptr;
-    BIO *bio = nullptr;
-    X509 *x = nullptr;
-    EVP_PKEY *key = nullptr;
     if (err && errcap)
         err[0] = 0;
     if (!c) {
         set_err(err, errcap, "error: no configuration");
         return nullptr;
     }
-    ERR_clear_error();
-    ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
-        msg = "error: out of memory";
-        goto fail;
-    }
-    if (c->insecure && c->ca_pem) {
+    kx_tls_client_pem p = {};
+    p.ca = c->ca_pem;
+    p.ca_len = c->ca_len;
+    p.cert = c->cert_pem;
+    p.cert_len = c->cert_len;
+    p.key = c->key_pem;
+    p.key_len = c->key_len;
+    p.insecure = c->insecure;
+    kx_tls_pem_error why = KX_TLS_PEM_NOMEM;
+    kx_tls_ctx *ctx = kx_tls_client_ctx_pem(&p, &why);
+    if (ctx)
+        return ctx;
+    // client-go's (Go crypto/tls's) words for each failure.
+    const char *msg = "error: out of memory";
+    switch (why) {
+    case KX_TLS_PEM_INSECURE_WITH_CA:
         msg = "error: specifying a root certificates file with the insecure flag is not allowed";
-        goto fail;
+        break;
+    case KX_TLS_PEM_BAD_CA:
+        msg = "error: unable to load root certificates: unable to parse bytes as PEM block";
+        break;
+    case KX_TLS_PEM_NO_SYSTEM_CA:
+        msg = "error: unable to load the system's root certificates";
+        break;
+    case KX_TLS_PEM_BAD_CERT:
+        msg = "error: tls: failed to find any PEM data in certificate input";
+        break;
+    case KX_TLS_PEM_BAD_KEY:
+        msg = "error: tls: failed to find any PEM data in key input";
+        break;
+    case KX_TLS_PEM_KEY_MISMATCH:
+        msg = "error: tls: private key does not match public key";
+        break;
+    case KX_TLS_PEM_OK:
+    case KX_TLS_PEM_NOMEM:
+        break;
     }
-    if (c->insecure) {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-    } else {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-        if (c->ca_pem) {
-            X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-            int added = 0;
-            bio = BIO_new_mem_buf(c->ca_pem, (int)c->ca_len);
-            while (bio && (x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr))) {
-                if (X509_STORE_add_cert(store, x) == 1)
-                    added++;
-                X509_free(x);
-                x = nullptr;
-            }
-            BIO_free(bio);
-            bio = nullptr;
-            ERR_clear_error(); // the read loop ends with a "no start line" error
-            if (!added) {
-                msg = "error: unable to load root certificates: unable to parse bytes as PEM "
-                      "block";
-                goto fail;
-            }
-        } else if (!SSL_CTX_set_default_verify_paths(ctx)) {
-            msg = "error: unable to load the system's root certificates";
-            goto fail;
-        }
-    }
-    if (c->cert_pem || c->key_pem) {
-        if (!c->cert_pem || !c->key_pem) {
-            msg = c->cert_pem ? "error: tls: failed to find any PEM data in key input"
-                              : "error: tls: failed to find any PEM data in certificate input";
-            goto fail;
-        }
-        bio = BIO_new_mem_buf(c->cert_pem, (int)c->cert_len);
-        x = bio ? PEM_read_bio_X509(bio, nullptr, nullptr, nullptr) : nullptr;
-        if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
-            msg = "error: tls: failed to find any PEM data in certificate input";
-            goto fail;
-        }
-        X509_free(x);
-        x = nullptr;
-        // The rest of the PEM is the chain sent after the leaf.
-        while ((x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr))) {
-            if (SSL_CTX_add1_chain_cert(ctx, x) != 1) {
-                msg = "error: out of memory";
-                goto fail;
-            }
-            X509_free(x);
-            x = nullptr;
-        }
-        BIO_free(bio);
-        bio = BIO_new_mem_buf(c->key_pem, (int)c->key_len);
-        key = bio ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr) : nullptr;
-        if (!key) {
-            msg = "error: tls: failed to find any PEM data in key input";
-            goto fail;
-        }
-        // OpenSSL already refuses a key that does not match the certificate.
-        if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-            msg = "error: tls: private key does not match public key";
-            goto fail;
-        }
-        EVP_PKEY_free(key);
-        key = nullptr;
-        BIO_free(bio);
-        bio = nullptr;
-    }
-    ERR_clear_error();
-    return ctx;
-fail:
     set_err(err, errcap, msg);
-    X509_free(x);
-    EVP_PKEY_free(key);
-    BIO_free(bio);
-    SSL_CTX_free(ctx);
-    ERR_clear_error();
     return nullptr;
 }

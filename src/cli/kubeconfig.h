@@ -65,7 +65,7 @@
 
 #include <stddef.h>
 
-#include <openssl/ssl.h>
+#include "kubexec/tls.h"
 
 #define KX_KCFG_MAX_FILE (16u << 20)
 #define KX_KCFG_MAX_REF (1u << 20)
@@ -130,12 +130,12 @@ void kx_kcfg_free(kx_kcfg *c);
 int kx_kcfg_server_parts(const char *server, bool *https, char *host, size_t hostcap, int *port,
                          char *prefix, size_t prefixcap);
 
-// An OpenSSL client context for c: TLS 1.2 or newer; the peer is verified
+// A TLS client context for c (kx_tls_client_ctx_pem): the peer is verified
 // against ca_pem (every certificate in it), or the system default paths when
 // ca_pem is null, unless c->insecure; cert_pem (first certificate = leaf, the
 // rest sent as chain) and key_pem are presented when set. Host name checking
 // is per connection (kx_tls_new's verify_host: tls_server_name or the host).
-// Returns a new context (SSL_CTX_free) or null with a kubectl-style message,
+// Returns a new context (kx_tls_ctx_free) or null with a kubectl-style message,
 // prefix included ("error: tls: failed to find any PEM data in certificate
 // input"), in err.
-SSL_CTX *kx_kcfg_ssl_ctx(const kx_kcfg *c, char *err, size_t errcap);
+kx_tls_ctx *kx_kcfg_tls_ctx(const kx_kcfg *c, char *err, size_t errcap);

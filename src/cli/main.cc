@@ -1,6 +1,5 @@
 // kubexec: kubectl's streaming commands (exec, attach, logs, port-forward,
 // cp) plus get and version, in kubectl's conventions. See man/kubexec.1.
-#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,9 +110,6 @@ int main(int argc, char **argv)
     // Socket writes must fail with EPIPE rather than kill us; rc.cc restores
     // the default when our own stdout is the broken pipe.
     signal(SIGPIPE, SIG_IGN);
-    // kubectl (Go's crypto/tls) never reads the system's openssl.cnf, and
-    // parsing it costs half a millisecond per command: skip it too.
-    OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
     // Find the command word: the first argument that is neither a flag nor
     // the value of a global flag (kubectl accepts "kubectl -n ns exec ...").
     int ci = -1;
@@ -168,8 +164,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     free(rest);
     kx_kcfg_free(&cli.cfg);
-    kx_cli_tlscache_free();
     if (cli.ssl)
-        SSL_CTX_free(cli.ssl);
+        kx_tls_ctx_free(cli.ssl);
     return rc;
 }

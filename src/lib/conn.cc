@@ -272,7 +272,7 @@ static int conn_start_reading(kx_conn *c)
     return r;
 }
 
-static kx_conn *conn_new(uv_loop_t *loop, SSL_CTX *ctx, bool server, const char *verify_host,
+static kx_conn *conn_new(uv_loop_t *loop, kx_tls_ctx *ctx, bool server, const char *verify_host,
                          const kx_conn_callbacks *cb, void *user)
 {
     kx_conn *c = (kx_conn *)calloc(1, sizeof *c);
@@ -293,7 +293,7 @@ static kx_conn *conn_new(uv_loop_t *loop, SSL_CTX *ctx, bool server, const char 
     return c;
 }
 
-kx_conn *kx_conn_accept(uv_stream_t *server, SSL_CTX *ctx, const kx_conn_callbacks *cb,
+kx_conn *kx_conn_accept(uv_stream_t *server, kx_tls_ctx *ctx, const kx_conn_callbacks *cb,
                         void *user)
 {
     kx_conn *c = conn_new(server->loop, ctx, true, nullptr, cb, user);
@@ -358,7 +358,7 @@ static void conn_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *re
         conn_fail(c, r);
 }
 
-kx_conn *kx_conn_connect(uv_loop_t *loop, const char *host, int port, SSL_CTX *ctx,
+kx_conn *kx_conn_connect(uv_loop_t *loop, const char *host, int port, kx_tls_ctx *ctx,
                          const char *verify_host, const kx_conn_callbacks *cb, void *user)
 {
     kx_conn *c = conn_new(loop, ctx, false, verify_host, cb, user);
@@ -512,11 +512,16 @@ void kx_conn_abort(kx_conn *c)
     conn_close_handles(c);
 }
 
-int kx_conn_set_tls_session(kx_conn *c, SSL_SESSION *sess)
+int kx_conn_set_tls_session(kx_conn *c, const uint8_t *p, size_t n)
 {
     if (!(c->flags & F_CLIENT) || (c->flags & F_READY))
         return -EINVAL;
-    return kx_tls_set_session(c->tls, sess);
+    return kx_tls_set_session(c->tls, p, n);
+}
+
+int kx_conn_tls_session_save(const kx_conn *c, uint8_t *buf, size_t cap)
+{
+    return kx_tls_session_save(c->tls, buf, cap);
 }
 
 bool kx_conn_tls_resumed(const kx_conn *c)

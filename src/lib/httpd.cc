@@ -8,7 +8,7 @@
 struct kx_httpd {
     uv_loop_t *loop;
     uv_tcp_t listener;
-    SSL_CTX *ctx;
+    kx_tls_ctx *ctx;
     kx_httpd_handler handler;
     void *user;
     int port;
@@ -237,7 +237,7 @@ void kx_httpd_set_idle_ms(kx_httpd *s, uint64_t ms)
         uv_timer_start(&s->sweep, httpd_sweep, ms / 2 + 1, ms / 2 + 1);
 }
 
-kx_httpd *kx_httpd_new(uv_loop_t *loop, const char *host, int port, SSL_CTX *ctx,
+kx_httpd *kx_httpd_new(uv_loop_t *loop, const char *host, int port, kx_tls_ctx *ctx,
                        kx_httpd_handler handler, void *user, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;

@@ -7,6 +7,7 @@
 // drive(), which pushes the handshake as far as the buffered input allows and
 // then flushes plaintext queued before the handshake finished.
 #include "kubexec/tls.h"
+#include "kubexec/crypto.h"
 #include "kubexec/util.h"
 
 #include <arpa/inet.h>
@@ -15,8 +16,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+// kx_tls_ctx is an SSL_CTX under another name: the header stays free of
+// OpenSSL's types.
+static SSL_CTX *octx(kx_tls_ctx *c)
+{
+    return reinterpret_cast<SSL_CTX *>(c);
+}
+static kx_tls_ctx *kctx(SSL_CTX *c)
+{
+    return reinterpret_cast<kx_tls_ctx *>(c);
+}
 
 struct kx_tls {
     SSL *ssl;
@@ -93,9 +110,9 @@ static bool load_pair(SSL_CTX *ctx, const char *cert_file, const char *key_file,
     return true;
 }
 
-SSL_CTX *kx_tls_server_ctx(const char *cert_file, const char *key_file,
-                           const char *client_ca_file, kx_tls_verify mode, char *err,
-                           size_t errlen)
+kx_tls_ctx *kx_tls_server_ctx(const char *cert_file, const char *key_file,
+                              const char *client_ca_file, kx_tls_verify mode, char *err,
+                              size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
@@ -113,12 +130,12 @@ SSL_CTX *kx_tls_server_ctx(const char *cert_file, const char *key_file,
     }
     if (mode != KX_TLS_NO_CLIENT_CERT) {
         if (!client_ca_file)
-            return ctx_fail(ctx, err, errlen, "client CA file required to verify client certs");
+            return kctx(ctx_fail(ctx, err, errlen, "client CA file required to verify client certs"));
         if (SSL_CTX_load_verify_locations(ctx, client_ca_file, nullptr) != 1)
-            return ctx_fail(ctx, err, errlen, "loading client CA");
+            return kctx(ctx_fail(ctx, err, errlen, "loading client CA"));
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca_file);
         if (!names)
-            return ctx_fail(ctx, err, errlen, "reading client CA names");
+            return kctx(ctx_fail(ctx, err, errlen, "reading client CA names"));
         SSL_CTX_set_client_CA_list(ctx, names); // takes ownership
         int flags = SSL_VERIFY_PEER;
         if (mode == KX_TLS_REQUIRE_CLIENT_CERT)
@@ -131,11 +148,96 @@ SSL_CTX *kx_tls_server_ctx(const char *cert_file, const char *key_file,
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     }
-    return ctx;
+    return kctx(ctx);
 }
 
-SSL_CTX *kx_tls_client_ctx(const char *ca_file, const char *cert_file, const char *key_file,
-                           char *err, size_t errlen)
+// ---- Client session memory -----------------------------------------------------------
+//
+// A daemon dials the same peers again and again (the API server its nodes,
+// a node its API server): each client context keeps the newest session per
+// verified host name and offers it on the next connection to that host, so
+// the handshake skips certificate checks and signatures (TLS 1.3 PSK with a
+// fresh ECDHE). The server decides; a refused session is a full handshake.
+static const int kSessSlots = 64;
+
+struct sess_cache {
+    struct {
+        char host[256];
+        SSL_SESSION *sess;
+    } slot[kSessSlots];
+    int next; // round-robin victim once all slots are used
+};
+
+static int g_cache_idx = -1;
+
+static void cache_free(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *)
+{
+    sess_cache *c = static_cast<sess_cache *>(ptr);
+    if (!c)
+        return;
+    for (auto &s : c->slot)
+        SSL_SESSION_free(s.sess);
+    free(c);
+}
+
+static sess_cache *cache_of(SSL_CTX *ctx)
+{
+    return g_cache_idx < 0 ? nullptr
+                           : static_cast<sess_cache *>(SSL_CTX_get_ex_data(ctx, g_cache_idx));
+}
+
+static SSL_SESSION *cache_get(SSL_CTX *ctx, const char *host)
+{
+    sess_cache *c = cache_of(ctx);
+    if (!c || !host[0])
+        return nullptr;
+    for (auto &s : c->slot)
+        if (s.sess && strcmp(s.host, host) == 0)
+            return s.sess;
+    return nullptr;
+}
+
+// OpenSSL's new-session callback: one call per ticket the server sends.
+static int cache_put(SSL *ssl, SSL_SESSION *sess)
+{
+    const kx_tls *t = static_cast<const kx_tls *>(SSL_get_app_data(ssl));
+    sess_cache *c = cache_of(SSL_get_SSL_CTX(ssl));
+    if (!t || !c || !t->vhost[0] || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    int victim = -1;
+    for (int i = 0; i < kSessSlots && victim < 0; i++)
+        if (c->slot[i].sess && strcmp(c->slot[i].host, t->vhost) == 0)
+            victim = i;
+    for (int i = 0; i < kSessSlots && victim < 0; i++)
+        if (!c->slot[i].sess)
+            victim = i;
+    if (victim < 0) {
+        victim = c->next;
+        c->next = (c->next + 1) % kSessSlots;
+    }
+    SSL_SESSION_free(c->slot[victim].sess);
+    c->slot[victim].sess = sess;
+    kx_strlcpy(c->slot[victim].host, t->vhost, sizeof c->slot[victim].host);
+    return 1; // the reference is ours now
+}
+
+// Attaches an empty session memory to a client context. false on ENOMEM.
+static bool cache_attach(SSL_CTX *ctx)
+{
+    if (g_cache_idx < 0)
+        g_cache_idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, cache_free);
+    sess_cache *c = static_cast<sess_cache *>(calloc(1, sizeof *c));
+    if (g_cache_idx < 0 || !c || SSL_CTX_set_ex_data(ctx, g_cache_idx, c) != 1) {
+        free(c);
+        return false;
+    }
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, cache_put);
+    return true;
+}
+
+kx_tls_ctx *kx_tls_client_ctx(const char *ca_file, const char *cert_file, const char *key_file,
+                              char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
@@ -149,14 +251,106 @@ SSL_CTX *kx_tls_client_ctx(const char *ca_file, const char *cert_file, const cha
     int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, nullptr)
                      : SSL_CTX_set_default_verify_paths(ctx);
     if (ok != 1)
-        return ctx_fail(ctx, err, errlen, "loading CA");
+        return kctx(ctx_fail(ctx, err, errlen, "loading CA"));
+    if (!cache_attach(ctx))
+        return kctx(ctx_fail(ctx, err, errlen, "out of memory"));
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     if (cert_file && !load_pair(ctx, cert_file, key_file, err, errlen)) {
         ERR_clear_error();
         SSL_CTX_free(ctx);
         return nullptr;
     }
-    return ctx;
+    return kctx(ctx);
+}
+
+kx_tls_ctx *kx_tls_client_ctx_pem(const kx_tls_client_pem *p, kx_tls_pem_error *why)
+{
+    kx_tls_pem_error e = KX_TLS_PEM_NOMEM;
+    BIO *bio = nullptr;
+    X509 *x = nullptr;
+    EVP_PKEY *key = nullptr;
+    SSL_CTX *ctx = ctx_common(TLS_client_method(), nullptr, 0);
+    if (!ctx)
+        goto fail;
+    if (p->insecure && p->ca) {
+        e = KX_TLS_PEM_INSECURE_WITH_CA;
+        goto fail;
+    }
+    if (p->insecure) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+        if (p->ca) {
+            X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+            int added = 0;
+            bio = BIO_new_mem_buf(p->ca, (int)p->ca_len);
+            while (bio && (x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr))) {
+                if (X509_STORE_add_cert(store, x) == 1)
+                    added++;
+                X509_free(x);
+                x = nullptr;
+            }
+            BIO_free(bio);
+            bio = nullptr;
+            if (!added) {
+                e = KX_TLS_PEM_BAD_CA;
+                goto fail;
+            }
+        } else if (!SSL_CTX_set_default_verify_paths(ctx)) {
+            e = KX_TLS_PEM_NO_SYSTEM_CA;
+            goto fail;
+        }
+    }
+    if (p->cert || p->key) {
+        if (!p->cert || !p->key) {
+            e = p->cert ? KX_TLS_PEM_BAD_KEY : KX_TLS_PEM_BAD_CERT;
+            goto fail;
+        }
+        bio = BIO_new_mem_buf(p->cert, (int)p->cert_len);
+        x = bio ? PEM_read_bio_X509(bio, nullptr, nullptr, nullptr) : nullptr;
+        if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
+            e = KX_TLS_PEM_BAD_CERT;
+            goto fail;
+        }
+        X509_free(x);
+        x = nullptr;
+        // The rest of the PEM is the chain sent after the leaf.
+        while ((x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr))) {
+            if (SSL_CTX_add1_chain_cert(ctx, x) != 1)
+                goto fail;
+            X509_free(x);
+            x = nullptr;
+        }
+        BIO_free(bio);
+        bio = BIO_new_mem_buf(p->key, (int)p->key_len);
+        key = bio ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr) : nullptr;
+        if (!key) {
+            e = KX_TLS_PEM_BAD_KEY;
+            goto fail;
+        }
+        if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+            e = KX_TLS_PEM_KEY_MISMATCH;
+            goto fail;
+        }
+        EVP_PKEY_free(key);
+        BIO_free(bio);
+    }
+    ERR_clear_error(); // PEM read loops end with a "no start line" error
+    *why = KX_TLS_PEM_OK;
+    return kctx(ctx);
+fail:
+    X509_free(x);
+    EVP_PKEY_free(key);
+    BIO_free(bio);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    *why = e;
+    return nullptr;
+}
+
+void kx_tls_ctx_free(kx_tls_ctx *ctx)
+{
+    SSL_CTX_free(octx(ctx));
 }
 
 // Records a fatal error with OpenSSL's reason (and the certificate verify
@@ -248,6 +442,7 @@ static int tls_setup(kx_tls *t, SSL_CTX *ctx, SSL_SESSION *sess)
     BIO_set_mem_eof_return(t->rbio, -1);
     BIO_set_mem_eof_return(t->wbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    SSL_set_app_data(t->ssl, t);
     if (t->server) {
         SSL_set_accept_state(t->ssl);
         return 0;
@@ -266,6 +461,8 @@ static int tls_setup(kx_tls *t, SSL_CTX *ctx, SSL_SESSION *sess)
             return -EINVAL;
         }
     }
+    if (!sess)
+        sess = cache_get(ctx, t->vhost);
     if (sess && SSL_set_session(t->ssl, sess) != 1) {
         SSL_free(t->ssl);
         t->ssl = nullptr;
@@ -277,7 +474,7 @@ static int tls_setup(kx_tls *t, SSL_CTX *ctx, SSL_SESSION *sess)
     return 0;
 }
 
-kx_tls *kx_tls_new(SSL_CTX *ctx, bool server, const char *verify_host)
+kx_tls *kx_tls_new(kx_tls_ctx *ctx, bool server, const char *verify_host)
 {
     if (!ctx || (verify_host && strlen(verify_host) >= sizeof(kx_tls{}.vhost)))
         return nullptr;
@@ -287,7 +484,7 @@ kx_tls *kx_tls_new(SSL_CTX *ctx, bool server, const char *verify_host)
     t->server = server;
     if (!server && verify_host)
         kx_strlcpy(t->vhost, verify_host, sizeof t->vhost);
-    if (tls_setup(t, ctx, nullptr) < 0) {
+    if (tls_setup(t, octx(ctx), nullptr) < 0) {
         kx_buf_free(&t->queue);
         free(t);
         return nullptr;
@@ -485,12 +682,23 @@ int kx_tls_peer_subject(const kx_tls *t, char *cn, size_t cncap, char *orgs, siz
     return 0;
 }
 
-int kx_tls_set_session(kx_tls *t, SSL_SESSION *sess)
+int kx_tls_set_session(kx_tls *t, const uint8_t *p, size_t n)
 {
     // The ClientHello (already made, see tls_setup) must carry the session:
     // as long as none of it left, start over with a new SSL object.
-    if (t->server || t->sent || t->hs_done || t->fatal || !sess)
+    if (t->server || t->sent || t->hs_done || t->fatal || !p || n == 0 || n > LONG_MAX)
         return -EINVAL;
+    const unsigned char *q = p;
+    SSL_SESSION *sess = d2i_SSL_SESSION(nullptr, &q, (long)n);
+    ERR_clear_error();
+    if (!sess)
+        return -EINVAL;
+    if (!SSL_SESSION_is_resumable(sess) ||
+        (uint64_t)SSL_SESSION_get_time(sess) + (uint64_t)SSL_SESSION_get_timeout(sess) <=
+            (uint64_t)time(nullptr)) {
+        SSL_SESSION_free(sess);
+        return -ESTALE;
+    }
     SSL_CTX *ctx = SSL_get_SSL_CTX(t->ssl);
     SSL_CTX_up_ref(ctx);
     SSL_free(t->ssl);
@@ -500,9 +708,26 @@ int kx_tls_set_session(kx_tls *t, SSL_SESSION *sess)
     if (rc < 0)
         rc = tls_setup(t, ctx, nullptr) < 0 ? -ENOMEM : -EINVAL;
     SSL_CTX_free(ctx);
+    SSL_SESSION_free(sess);
     if (!t->ssl)
         t->fatal = -ENOMEM;
     return rc;
+}
+
+int kx_tls_session_save(const kx_tls *t, uint8_t *buf, size_t cap)
+{
+    if (t->server || !t->hs_done)
+        return 0;
+    SSL_SESSION *sess = SSL_get_session(t->ssl);
+    if (!sess || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    int n = i2d_SSL_SESSION(sess, nullptr);
+    if (n <= 0)
+        return 0;
+    if ((size_t)n > cap || n > INT_MAX)
+        return -EMSGSIZE;
+    unsigned char *q = buf;
+    return i2d_SSL_SESSION(sess, &q);
 }
 
 bool kx_tls_session_reused(const kx_tls *t)
@@ -513,4 +738,29 @@ bool kx_tls_session_reused(const kx_tls *t)
 const char *kx_tls_error(const kx_tls *t)
 {
     return t->err;
+}
+
+// ---- kubexec/crypto.h hashes ----------------------------------------------------
+
+static int digest2(const EVP_MD *md, const void *a, size_t an, const void *b, size_t bn,
+                   uint8_t *out, unsigned int outlen)
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    unsigned int got = 0;
+    bool ok = m && EVP_DigestInit_ex(m, md, nullptr) == 1 && EVP_DigestUpdate(m, a, an) == 1 &&
+              (bn == 0 || EVP_DigestUpdate(m, b, bn) == 1) &&
+              EVP_DigestFinal_ex(m, out, &got) == 1 && got == outlen;
+    EVP_MD_CTX_free(m);
+    ERR_clear_error();
+    return ok ? 0 : -EIO;
+}
+
+int kx_sha1(const void *a, size_t an, const void *b, size_t bn, uint8_t out[20])
+{
+    return digest2(EVP_sha1(), a, an, b, bn, out, 20);
+}
+
+int kx_sha256(const void *a, size_t an, const void *b, size_t bn, uint8_t out[32])
+{
+    return digest2(EVP_sha256(), a, an, b, bn, out, 32);
 }

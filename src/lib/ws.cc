@@ -15,13 +15,12 @@
 #include "kubexec/ws.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <wslay/wslay.h>
 
+#include "kubexec/crypto.h"
 #include "kubexec/util.h"
 
 // ---- Handshake ---------------------------------------------------------------
@@ -32,20 +31,10 @@ int kx_ws_accept_key(const char *key, char out[KX_WS_ACCEPT_LEN + 1])
 {
     if (!key || !*key)
         return -EINVAL;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md)
-        return -ENOMEM;
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dl = 0;
-    bool ok = EVP_DigestInit_ex(md, EVP_sha1(), nullptr) == 1 &&
-              EVP_DigestUpdate(md, key, strlen(key)) == 1 &&
-              EVP_DigestUpdate(md, kGuid, sizeof kGuid - 1) == 1 &&
-              EVP_DigestFinal_ex(md, digest, &dl) == 1 && dl == 20;
-    EVP_MD_CTX_free(md);
-    if (!ok)
+    uint8_t digest[20];
+    if (kx_sha1(key, strlen(key), kGuid, sizeof kGuid - 1, digest) < 0)
         return -EINVAL;
-    EVP_EncodeBlock((unsigned char *)out, digest, 20);
-    out[KX_WS_ACCEPT_LEN] = 0;
+    kx_base64_encode(digest, sizeof digest, out);
     return 0;
 }
 
@@ -117,9 +106,9 @@ int kx_ws_choose_protocol(const char *const *offers, size_t n, const char *const
 int kx_ws_client_key(char out[KX_WS_KEY_LEN + 1])
 {
     uint8_t raw[16];
-    if (RAND_bytes(raw, sizeof raw) != 1)
+    if (kx_random(raw, sizeof raw) < 0)
         return -EIO;
-    EVP_EncodeBlock((unsigned char *)out, raw, sizeof raw);
+    kx_base64_encode(raw, sizeof raw, out);
     return 0;
 }
 
@@ -224,12 +213,12 @@ void kx_ws_free(kx_ws_session *s)
     free(s);
 }
 
-// A fresh 4-byte masking key from a pool refilled with RAND_bytes (one call
+// A fresh 4-byte masking key from a pool refilled with getrandom (one call
 // per 64 frames rather than per frame).
 static int next_mask(kx_ws_session *s, uint8_t key[4])
 {
     if (s->mask_pool_off + 4 > sizeof s->mask_pool) {
-        if (RAND_bytes(s->mask_pool, sizeof s->mask_pool) != 1)
+        if (kx_random(s->mask_pool, sizeof s->mask_pool) < 0)
             return -EIO;
         s->mask_pool_off = 0;
     }

@@ -3,11 +3,11 @@
 #include "kubexec/wschannel.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kubexec/crypto.h"
 #include "kubexec/util.h"
 #include "kubexec/ws.h"
 
@@ -142,7 +142,7 @@ static int send_channel(kx_wsch_session *s, uint8_t ch, const uint8_t *p, size_t
     int r = scratch_reserve(s, (n + 2) / 3 * 4 + 1);
     if (r < 0)
         return r;
-    int el = n ? EVP_EncodeBlock(s->scratch.data, p, (int)n) : 0;
+    size_t el = kx_base64_encode(p, n, (char *)s->scratch.data);
     uint8_t pre = (uint8_t)('0' + ch);
     return kx_ws_send(s->ws, KX_WS_TEXT, &pre, 1, s->scratch.data, (size_t)el);
 }
@@ -309,6 +309,7 @@ void kx_wsch_free(kx_wsch_session *s)
     kx_ws_free(s->ws);
     kx_buf_free(&s->early);
     free(s->scratch.data);
+    kx_rc_resize_free(&s->resize);
     free(s);
 }
 

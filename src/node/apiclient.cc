@@ -125,7 +125,7 @@ static void on_timeout(uv_timer_t *t)
     req_finish((api_req *)t->data, -ETIMEDOUT);
 }
 
-int kx_apiclient_request(uv_loop_t *loop, SSL_CTX *ctx, const char *host, int port,
+int kx_apiclient_request(uv_loop_t *loop, kx_tls_ctx *ctx, const char *host, int port,
                          const char *verify_host, const char *method, const char *path,
                          const char *bearer, const char *content_type, const char *body,
                          size_t body_len, kx_apiclient_cb cb, void *user)

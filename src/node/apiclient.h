@@ -4,7 +4,7 @@
 // fresh connection never leaves a half-read response behind.
 #pragma once
 
-#include <openssl/ssl.h>
+#include "kubexec/tls.h"
 #include <stddef.h>
 #include <uv.h>
 
@@ -14,7 +14,7 @@ typedef void (*kx_apiclient_cb)(void *user, int status, const char *body, size_t
 
 // Starts a request. bearer (may be null) becomes "Authorization: Bearer ...".
 // Returns 0 (the callback will run exactly once) or a negative errno.
-int kx_apiclient_request(uv_loop_t *loop, SSL_CTX *ctx, const char *host, int port,
+int kx_apiclient_request(uv_loop_t *loop, kx_tls_ctx *ctx, const char *host, int port,
                          const char *verify_host, const char *method, const char *path,
                          const char *bearer, const char *content_type, const char *body,
                          size_t body_len, kx_apiclient_cb cb, void *user);

@@ -15,7 +15,6 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <openssl/evp.h>
-#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,8 +78,8 @@ static char g_listen_host[256];
 static int g_listen_port;
 static char g_addr[64];       // address reported to the API server
 static char g_pki[3][700];    // ca.crt, node.key, node.crt
-static SSL_CTX *g_client_ctx; // verified, with our client certificate
-static SSL_CTX *g_insecure_ctx;
+static kx_tls_ctx *g_client_ctx; // verified, with our client certificate
+static kx_tls_ctx *g_insecure_ctx;
 static uv_signal_t g_sigint, g_sigterm;
 static uv_timer_t g_heartbeat, g_report;
 static uv_timer_t g_retry;    // first join: retry while the API server is unreachable
@@ -445,7 +444,7 @@ static bool have_identity(void)
 static void start_server(void)
 {
     char err[512];
-    SSL_CTX_free(g_client_ctx);
+    kx_tls_ctx_free(g_client_ctx);
     g_client_ctx = kx_tls_client_ctx(g_pki[0], g_pki[2], g_pki[1], err, sizeof err);
     g_node.server_ctx = kx_tls_server_ctx(g_pki[2], g_pki[1], g_pki[0],
                                           KX_TLS_REQUIRE_CLIENT_CERT, err, sizeof err);
@@ -722,8 +721,14 @@ int main(int argc, char **argv)
         start_server();
     } else {
         // First contact: nothing is trusted yet, the token's hash decides.
-        g_insecure_ctx = SSL_CTX_new(TLS_client_method());
-        SSL_CTX_set_verify(g_insecure_ctx, SSL_VERIFY_NONE, nullptr);
+        kx_tls_client_pem insecure = {};
+        insecure.insecure = true;
+        kx_tls_pem_error why;
+        g_insecure_ctx = kx_tls_client_ctx_pem(&insecure, &why);
+        if (!g_insecure_ctx) {
+            fprintf(stderr, "kubexec-node: out of memory\n");
+            return 1;
+        }
         fetch_cacerts(nullptr);
     }
     uv_run(g_node.loop, UV_RUN_DEFAULT);
@@ -735,9 +740,9 @@ int main(int argc, char **argv)
     }
     if (g_node.pm)
         kx_podmgr_free(g_node.pm);
-    SSL_CTX_free(g_client_ctx);
-    SSL_CTX_free(g_insecure_ctx);
-    SSL_CTX_free(g_node.server_ctx);
+    kx_tls_ctx_free(g_client_ctx);
+    kx_tls_ctx_free(g_insecure_ctx);
+    kx_tls_ctx_free(g_node.server_ctx);
     free(g_last_pods);
     nlog("stopped");
     return 0;

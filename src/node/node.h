@@ -1,7 +1,7 @@
 // kubexec-node internals shared by main.cc and stream.cc.
 #pragma once
 
-#include <openssl/ssl.h>
+#include "kubexec/tls.h"
 #include <uv.h>
 
 #include "kubexec/httpd.h"
@@ -17,7 +17,7 @@ struct kx_node {
     uv_loop_t *loop;
     kx_podmgr *pm;
     kx_httpd *httpd;
-    SSL_CTX *server_ctx;
+    kx_tls_ctx *server_ctx;
     exec_session *sessions;       // live exec sessions (for shutdown)
     unsigned long sessions_total, sessions_active;
     bool shutting_down;

@@ -376,11 +376,11 @@ for p in "${pkgs[@]}"; do
 		in_root dpkg-query -W -f '${Status}' "$d" 2>/dev/null | grep -q 'install ok installed' || bad="$bad $p->$d"
 	done
 done
-for lib in libuv1 libhttp-parser2.9 libjson-c5 libyaml-0-2 libwslay1; do
+for lib in libuv1 libhttp-parser2.9 libjson-c5 libyaml-0-2 libwslay1 libmbedtls14; do
 	grep -qx "$lib" "$T/before.list" && bad="$bad $lib-was-already-there"
 	grep -qx "$lib" "$T/after.list" || bad="$bad $lib-not-installed"
 done
-[ -z "$bad" ] && ok "apt pulled the runtime dependencies (libuv1, libhttp-parser2.9, libjson-c5, libyaml-0-2, libwslay1, ...)" ||
+[ -z "$bad" ] && ok "apt pulled the runtime dependencies (libuv1, libhttp-parser2.9, libjson-c5, libyaml-0-2, libwslay1, libmbedtls14, ...)" ||
 	fail "apt pulled the runtime dependencies" "$bad"
 
 bad= nfiles=0

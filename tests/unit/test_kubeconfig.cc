@@ -17,9 +17,7 @@ extern "C" {
 #include <cmocka.h>
 }
 
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
+#include "ossl_server.h"
 
 #include "kubeconfig.h"
 #include "kubexec/pki.h"
@@ -756,60 +754,30 @@ static void server_parts(void **)
                      -EMSGSIZE);
 }
 
-// --- The SSL_CTX, checked by a real handshake in memory ------------------------------------
+// --- The TLS context, checked by a real handshake in memory ---------------------------------
 
-// Runs a TLS handshake between client ctx and a server with srv_cert (asking
-// for a client certificate). Returns true if both sides completed, and
-// reports whether the server saw a verified client certificate.
-static bool handshake(SSL_CTX *cctx, bool *client_verified)
+// Runs a TLS handshake between a client over cctx (the CLI's backend,
+// mbedTLS) and an OpenSSL server with srv_cert that asks for a client
+// certificate. Returns true if both sides completed, and reports whether the
+// server saw a verified client certificate.
+static bool handshake(kx_tls_ctx *cctx, bool *client_verified, const char *host = "localhost")
 {
-    SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
-    BIO *b = BIO_new_mem_buf(srv_cert, -1);
-    X509 *x = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
-    BIO_free(b);
-    b = BIO_new_mem_buf(srv_key, -1);
-    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr);
-    BIO_free(b);
-    assert_int_equal(SSL_CTX_use_certificate(sctx, x), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(sctx, k), 1);
-    X509_free(x);
-    EVP_PKEY_free(k);
-    b = BIO_new_mem_buf(ca_cert, -1);
-    x = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
-    BIO_free(b);
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(sctx), x);
-    X509_free(x);
-    SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER, nullptr);
-
-    SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
-    BIO *c_bio, *s_bio;
-    BIO_new_bio_pair(&c_bio, 0, &s_bio, 0);
-    SSL_set_bio(c, c_bio, c_bio);
-    SSL_set_bio(s, s_bio, s_bio);
-    SSL_set_connect_state(c);
-    SSL_set_accept_state(s);
-    SSL_set1_host(c, "localhost");
-    bool cdone = false, sdone = false, failed = false;
-    for (int i = 0; i < 20 && !(cdone && sdone) && !failed; i++) {
-        if (!cdone) {
-            int r = SSL_do_handshake(c);
-            cdone = r == 1;
-            failed |= r <= 0 && SSL_get_error(c, r) != SSL_ERROR_WANT_READ;
-        }
-        if (!sdone) {
-            int r = SSL_do_handshake(s);
-            sdone = r == 1;
-            failed |= r <= 0 && SSL_get_error(s, r) != SSL_ERROR_WANT_READ;
-        }
-    }
-    X509 *peer = SSL_get1_peer_certificate(s);
-    *client_verified = peer && SSL_get_verify_result(s) == X509_V_OK;
+    SSL_CTX *sctx = ossl_server_ctx(srv_cert, srv_key, ca_cert);
+    ossl_server s;
+    ossl_server_start(&s, sctx);
+    ossl_client c = {};
+    c.t = kx_tls_new(cctx, false, host);
+    assert_non_null(c.t);
+    ossl_pump(&c, &s, 0);
+    X509 *peer = SSL_get1_peer_certificate(s.ssl);
+    *client_verified = peer && SSL_get_verify_result(s.ssl) == X509_V_OK;
     X509_free(peer);
-    SSL_free(c);
-    SSL_free(s);
+    bool ok = kx_tls_handshake_done(c.t) && !c.err && s.done && !s.failed;
+    kx_tls_free(c.t);
+    kx_buf_free(&c.in);
+    ossl_server_free(&s);
     SSL_CTX_free(sctx);
-    ERR_clear_error();
-    return cdone && sdone && !failed;
+    return ok;
 }
 
 static void ssl_ctx_from_admin_kubeconfig(void **)
@@ -817,12 +785,17 @@ static void ssl_ctx_from_admin_kubeconfig(void **)
     const char *p = put("tls/admin.kubeconfig", admin_kubeconfig("https://127.0.0.1:6443"));
     assert_ok(load(nullptr, p));
     char e[256];
-    SSL_CTX *ctx = kx_kcfg_ssl_ctx(&cfg, e, sizeof e);
+    kx_tls_ctx *ctx = kx_kcfg_tls_ctx(&cfg, e, sizeof e);
     assert_non_null(ctx);
     bool verified = false;
     assert_true(handshake(ctx, &verified));
     assert_true(verified);
-    SSL_CTX_free(ctx);
+    // The server is checked by name and by address (an IP SAN), and a name
+    // it does not carry fails.
+    assert_true(handshake(ctx, &verified, "127.0.0.1"));
+    assert_false(handshake(ctx, &verified, "10.9.8.7"));
+    assert_false(handshake(ctx, &verified, "other.example"));
+    kx_tls_ctx_free(ctx);
 
     // Another CA: the server is not trusted.
     char *other_ca = nullptr;
@@ -830,17 +803,17 @@ static void ssl_ctx_from_admin_kubeconfig(void **)
     kx_kcfg c2 = cfg;
     c2.ca_pem = other_ca;
     c2.ca_len = strlen(other_ca);
-    ctx = kx_kcfg_ssl_ctx(&c2, e, sizeof e);
+    ctx = kx_kcfg_tls_ctx(&c2, e, sizeof e);
     assert_non_null(ctx);
     assert_false(handshake(ctx, &verified));
-    SSL_CTX_free(ctx);
+    kx_tls_ctx_free(ctx);
     // ... unless verification is off.
     c2.ca_pem = nullptr;
     c2.insecure = true;
-    ctx = kx_kcfg_ssl_ctx(&c2, e, sizeof e);
+    ctx = kx_kcfg_tls_ctx(&c2, e, sizeof e);
     assert_non_null(ctx);
     assert_true(handshake(ctx, &verified));
-    SSL_CTX_free(ctx);
+    kx_tls_ctx_free(ctx);
     free(other_ca);
 
     // Bad material: kubectl's (Go's) wording.
@@ -862,14 +835,14 @@ static void ssl_ctx_from_admin_kubeconfig(void **)
         c3.key_pem = (char *)b.key;
         c3.key_len = b.key ? strlen(b.key) : 0;
         e[0] = 0;
-        assert_null(kx_kcfg_ssl_ctx(&c3, e, sizeof e));
+        assert_null(kx_kcfg_tls_ctx(&c3, e, sizeof e));
         assert_string_equal(e, b.want);
     }
     // No CA: the system store.
     kx_kcfg c4{};
-    ctx = kx_kcfg_ssl_ctx(&c4, e, sizeof e);
+    ctx = kx_kcfg_tls_ctx(&c4, e, sizeof e);
     assert_non_null(ctx);
-    SSL_CTX_free(ctx);
+    kx_tls_ctx_free(ctx);
 }
 
 // --- Robustness: every prefix of a valid file, and byte flips ----------------------------

@@ -17,11 +17,20 @@ extern "C" {
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "crypto_vectors.h"
 #include "kubexec/pki.h"
 #include "kubexec/tls.h"
 #include "kubexec/util.h"
+
+// This is the OpenSSL backend's test (tls.cc), whose kx_tls_ctx is an
+// SSL_CTX: the test may tune it (protocol versions) through OpenSSL.
+static SSL_CTX *ossl(kx_tls_ctx *c)
+{
+    return reinterpret_cast<SSL_CTX *>(c);
+}
 
 // --- Fixture: a PKI on disk -----------------------------------------------------
 
@@ -206,15 +215,15 @@ static void make_pair(peer *c, peer *s, const char *client_ca, const char *ccert
                       kx_tls_verify mode, const char *host, int max_version = 0)
 {
     char err[256];
-    SSL_CTX *sctx = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, mode, err, sizeof err);
+    kx_tls_ctx *sctx = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, mode, err, sizeof err);
     if (!sctx)
         fail_msg("server ctx: %s", err);
-    SSL_CTX *cctx = kx_tls_client_ctx(client_ca, ccert, ckey, err, sizeof err);
+    kx_tls_ctx *cctx = kx_tls_client_ctx(client_ca, ccert, ckey, err, sizeof err);
     if (!cctx)
         fail_msg("client ctx: %s", err);
     if (max_version) {
-        SSL_CTX_set_max_proto_version(sctx, max_version);
-        SSL_CTX_set_max_proto_version(cctx, max_version);
+        SSL_CTX_set_max_proto_version(ossl(sctx), max_version);
+        SSL_CTX_set_max_proto_version(ossl(cctx), max_version);
     }
     memset(c, 0, sizeof *c);
     memset(s, 0, sizeof *s);
@@ -223,8 +232,8 @@ static void make_pair(peer *c, peer *s, const char *client_ca, const char *ccert
     assert_non_null(c->t);
     assert_non_null(s->t);
     // The connections hold their own references.
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
+    kx_tls_ctx_free(sctx);
+    kx_tls_ctx_free(cctx);
 }
 
 // --- Tests ----------------------------------------------------------------------
@@ -417,10 +426,10 @@ static void required_client_cert_is_enforced(void **)
 
     // A client certificate from another CA is rejected as well.
     char err[256];
-    SSL_CTX *sctx =
+    kx_tls_ctx *sctx =
         kx_tls_server_ctx(srv_crt, srv_key, other_ca_crt, KX_TLS_OPTIONAL_CLIENT_CERT, err,
                           sizeof err);
-    SSL_CTX *cctx = kx_tls_client_ctx(ca_crt, cli_crt, cli_key, err, sizeof err);
+    kx_tls_ctx *cctx = kx_tls_client_ctx(ca_crt, cli_crt, cli_key, err, sizeof err);
     assert_non_null(sctx);
     assert_non_null(cctx);
     peer c = {}, s = {};
@@ -431,8 +440,8 @@ static void required_client_cert_is_enforced(void **)
     assert_non_null(strstr(kx_tls_error(s.t), "certificate verify failed"));
     peer_free(&c);
     peer_free(&s);
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
+    kx_tls_ctx_free(sctx);
+    kx_tls_ctx_free(cctx);
 }
 
 static void optional_and_no_client_cert(void **)
@@ -456,39 +465,32 @@ static void optional_and_no_client_cert(void **)
     peer_free(&s);
 }
 
-// Session resumption (what the kubexec CLI's ticket cache relies on): a
-// session captured from a first connection, offered with kx_tls_set_session
-// on a new client before its ClientHello left, resumes; the server still
-// sees the client certificate's subject; offering after bytes left is
+// Session resumption across processes: a session saved from a first
+// connection (kx_tls_session_save, after the tickets came with the first
+// data), offered with kx_tls_set_session on a new client before its
+// ClientHello left, resumes; the server still sees the client certificate's
+// subject; offering after bytes left, on a server, or unreadable bytes is
 // refused; a session from another server context is simply not resumed.
-static SSL_SESSION *g_captured;
-static int capture_session(SSL *, SSL_SESSION *sess)
-{
-    if (g_captured)
-        SSL_SESSION_free(g_captured);
-    g_captured = sess;
-    return 1;   // we keep the reference
-}
-
 static void resumption(void **)
 {
     char err[256];
-    SSL_CTX *sctx = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, KX_TLS_REQUIRE_CLIENT_CERT, err,
-                                      sizeof err);
-    SSL_CTX *cctx = kx_tls_client_ctx(ca_crt, cli_crt, cli_key, err, sizeof err);
+    kx_tls_ctx *sctx = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, KX_TLS_REQUIRE_CLIENT_CERT, err,
+                                         sizeof err);
+    kx_tls_ctx *cctx = kx_tls_client_ctx(ca_crt, cli_crt, cli_key, err, sizeof err);
     assert_non_null(sctx);
     assert_non_null(cctx);
-    SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-    SSL_CTX_sess_set_new_cb(cctx, capture_session);
+    uint8_t saved[8192];
+    int saved_len = 0;
     for (int round = 0; round < 3; round++) {
         peer c, s;
         memset(&c, 0, sizeof c);
         memset(&s, 0, sizeof s);
         c.t = kx_tls_new(cctx, false, "localhost");
         s.t = kx_tls_new(sctx, true, nullptr);
+        assert_int_equal(kx_tls_session_save(c.t, saved + 0, sizeof saved), 0); // none yet
         if (round > 0) {
-            assert_non_null(g_captured);
-            assert_int_equal(kx_tls_set_session(c.t, g_captured), 0);
+            assert_true(saved_len > 0);
+            assert_int_equal(kx_tls_set_session(c.t, saved, (size_t)saved_len), 0);
         }
         // The server only sends its tickets after the handshake; a byte of
         // application data each way makes sure the client read them.
@@ -504,36 +506,105 @@ static void resumption(void **)
         char cn[128], orgs[256];
         assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, sizeof orgs), 0);
         assert_true(cn[0] != 0);
-        // Too late once the ClientHello left.
-        assert_int_equal(kx_tls_set_session(c.t, g_captured), -EINVAL);
-        assert_int_equal(kx_tls_set_session(s.t, g_captured), -EINVAL);
-        // A clean close keeps the session resumable (OpenSSL drops a session
-        // whose connection is freed without close_notify).
+        if (round == 0) {
+            uint8_t tiny[8];
+            assert_int_equal(kx_tls_session_save(c.t, tiny, sizeof tiny), -EMSGSIZE);
+            saved_len = kx_tls_session_save(c.t, saved, sizeof saved);
+            assert_true(saved_len > 0);
+        }
+        // Too late once the ClientHello left; never on a server.
+        assert_int_equal(kx_tls_set_session(c.t, saved, (size_t)saved_len), -EINVAL);
+        assert_int_equal(kx_tls_set_session(s.t, saved, (size_t)saved_len), -EINVAL);
         kx_tls_close(c.t);
         pump(&c, &s, 0);
         peer_free(&c);
         peer_free(&s);
     }
-    // Another server (other ticket keys): a full handshake, not an error.
-    SSL_CTX *sctx2 = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, KX_TLS_REQUIRE_CLIENT_CERT, err,
-                                       sizeof err);
+    // Unreadable bytes: refused, and the connection goes on with a full
+    // handshake (a fresh context: cctx would offer the session it keeps).
+    kx_tls_ctx *fresh = kx_tls_client_ctx(ca_crt, cli_crt, cli_key, err, sizeof err);
     peer c, s;
     memset(&c, 0, sizeof c);
     memset(&s, 0, sizeof s);
-    c.t = kx_tls_new(cctx, false, "localhost");
-    s.t = kx_tls_new(sctx2, true, nullptr);
-    assert_int_equal(kx_tls_set_session(c.t, g_captured), 0);
+    c.t = kx_tls_new(fresh, false, "localhost");
+    s.t = kx_tls_new(sctx, true, nullptr);
+    assert_int_equal(kx_tls_set_session(c.t, (const uint8_t *)"not a session", 13), -EINVAL);
     pump(&c, &s, 0);
     assert_int_equal(c.err, 0);
     assert_true(kx_tls_handshake_done(c.t));
     assert_false(kx_tls_session_reused(c.t));
     peer_free(&c);
     peer_free(&s);
-    SSL_CTX_free(sctx2);
-    SSL_SESSION_free(g_captured);
-    g_captured = nullptr;
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
+    kx_tls_ctx_free(fresh);
+    // Another server (other ticket keys): a full handshake, not an error.
+    kx_tls_ctx *sctx2 = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, KX_TLS_REQUIRE_CLIENT_CERT, err,
+                                          sizeof err);
+    memset(&c, 0, sizeof c);
+    memset(&s, 0, sizeof s);
+    c.t = kx_tls_new(cctx, false, "localhost");
+    s.t = kx_tls_new(sctx2, true, nullptr);
+    assert_int_equal(kx_tls_set_session(c.t, saved, (size_t)saved_len), 0);
+    pump(&c, &s, 0);
+    assert_int_equal(c.err, 0);
+    assert_true(kx_tls_handshake_done(c.t));
+    assert_false(kx_tls_session_reused(c.t));
+    peer_free(&c);
+    peer_free(&s);
+    kx_tls_ctx_free(sctx2);
+    kx_tls_ctx_free(sctx);
+    kx_tls_ctx_free(cctx);
+}
+
+// A client context remembers the newest session per host: the next
+// connection to the same name resumes by itself, another name does not,
+// and a server that restarted (new ticket keys) costs a full handshake.
+static void client_context_remembers_sessions(void **)
+{
+    char err[256];
+    kx_tls_ctx *sctx = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, KX_TLS_REQUIRE_CLIENT_CERT, err,
+                                         sizeof err);
+    kx_tls_ctx *cctx = kx_tls_client_ctx(ca_crt, cli_crt, cli_key, err, sizeof err);
+    assert_non_null(sctx);
+    assert_non_null(cctx);
+    struct {
+        const char *host;
+        bool new_server, want_reused;
+    } steps[] = {
+        {"localhost", false, false}, {"localhost", false, true}, {"127.0.0.1", false, false},
+        {"127.0.0.1", false, true},  {"localhost", false, true}, {"localhost", true, false},
+        {"localhost", false, true},
+    };
+    for (auto &st : steps) {
+        if (st.new_server) {
+            kx_tls_ctx_free(sctx);
+            sctx = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, KX_TLS_REQUIRE_CLIENT_CERT, err,
+                                     sizeof err);
+        }
+        peer c, s;
+        memset(&c, 0, sizeof c);
+        memset(&s, 0, sizeof s);
+        c.t = kx_tls_new(cctx, false, st.host);
+        s.t = kx_tls_new(sctx, true, nullptr);
+        pump(&c, &s, 0);
+        // TLS 1.3 tickets come after the handshake: a byte each way.
+        assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"a", 1), 0);
+        assert_int_equal(kx_tls_write(s.t, (const uint8_t *)"b", 1), 0);
+        pump(&c, &s, 0);
+        assert_int_equal(c.err, 0);
+        assert_int_equal(s.err, 0);
+        assert_int_equal(kx_tls_session_reused(c.t), st.want_reused);
+        char cn[128], orgs[256];
+        assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, sizeof orgs), 0);
+        assert_string_equal(cn, "admin");
+        // As kx_conn does: close_notify (OpenSSL forgets a session whose
+        // connection ended without it, and the next handshake is full).
+        kx_tls_close(c.t);
+        pump(&c, &s, 0);
+        peer_free(&c);
+        peer_free(&s);
+    }
+    kx_tls_ctx_free(sctx);
+    kx_tls_ctx_free(cctx);
 }
 
 static void garbage_and_limits(void **)
@@ -585,9 +656,9 @@ static void context_errors(void **)
                                   sizeof err));
     assert_null(kx_tls_client_ctx(ca_crt, cli_crt, nullptr, err, sizeof err));
     assert_null(kx_tls_client_ctx("/nonexistent-ca.crt", nullptr, nullptr, err, sizeof err));
-    SSL_CTX *ok = kx_tls_client_ctx(nullptr, nullptr, nullptr, err, sizeof err);
+    kx_tls_ctx *ok = kx_tls_client_ctx(nullptr, nullptr, nullptr, err, sizeof err);
     assert_non_null(ok);
-    SSL_CTX_free(ok);
+    kx_tls_ctx_free(ok);
     assert_null(kx_tls_new(nullptr, true, nullptr));
     ERR_clear_error();
 }
@@ -604,6 +675,8 @@ int main(void)
         cmocka_unit_test(required_client_cert_is_enforced),
         cmocka_unit_test(optional_and_no_client_cert),
         cmocka_unit_test(resumption),
+        cmocka_unit_test(client_context_remembers_sessions),
+        cmocka_unit_test(hashes_and_base64),
         cmocka_unit_test(garbage_and_limits),
         cmocka_unit_test(context_errors),
     };

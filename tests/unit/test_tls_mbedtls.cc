@@ -1,0 +1,414 @@
+// Unit tests for the mbedTLS backend of kubexec/tls.h (src/lib/tls_mbedtls.cc,
+// the CLI's TLS): a kx_tls client pumped in memory against an OpenSSL server
+// (tests/unit/ossl_server.h), with certificates made by kubexec/pki.h.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+// cmocka 1.1.5 has no extern "C" guards of its own.
+extern "C" {
+#include <cmocka.h>
+}
+
+#include "crypto_vectors.h"
+#include "kubexec/pki.h"
+#include "ossl_server.h"
+
+static char *ca, *ca_key, *other_ca, *other_key, *srv_key, *srv_crt, *cli_key, *cli_crt;
+
+static void must(int r, const char *what)
+{
+    if (r != 0) {
+        fprintf(stderr, "fixture: %s failed: %d\n", what, r);
+        abort();
+    }
+}
+
+static int setup(void **)
+{
+    char e[256];
+    must(kx_pki_new_key(&ca_key, e, sizeof e), "ca key");
+    must(kx_pki_new_ca(ca_key, "kubexec-ca", 30, &ca, e, sizeof e), "ca");
+    must(kx_pki_new_key(&other_key, e, sizeof e), "other key");
+    must(kx_pki_new_ca(other_key, "other-ca", 30, &other_ca, e, sizeof e), "other ca");
+    must(kx_pki_new_key(&srv_key, e, sizeof e), "server key");
+    must(kx_pki_issue(ca, ca_key, srv_key, "kubexec-apiserver", nullptr,
+                      "localhost\0" "127.0.0.1\0" "::1\0", KX_PKI_SERVER, 30, &srv_crt, e, sizeof e),
+         "server cert");
+    must(kx_pki_new_key(&cli_key, e, sizeof e), "client key");
+    must(kx_pki_issue(ca, ca_key, cli_key, "admin", "system:masters", nullptr, KX_PKI_CLIENT, 30,
+                      &cli_crt, e, sizeof e),
+         "client cert");
+    return 0;
+}
+
+static int teardown(void **)
+{
+    free(ca), free(ca_key), free(other_ca), free(other_key), free(srv_key), free(srv_crt),
+        free(cli_key), free(cli_crt);
+    return 0;
+}
+
+// A client context from PEM strings (what the CLI builds from a kubeconfig).
+static kx_tls_ctx *client_ctx(const char *ca_pem, bool with_cert, bool insecure = false)
+{
+    kx_tls_client_pem p = {};
+    p.ca = ca_pem;
+    p.ca_len = ca_pem ? strlen(ca_pem) : 0;
+    if (with_cert) {
+        p.cert = cli_crt;
+        p.cert_len = strlen(cli_crt);
+        p.key = cli_key;
+        p.key_len = strlen(cli_key);
+    }
+    p.insecure = insecure;
+    kx_tls_pem_error why;
+    kx_tls_ctx *c = kx_tls_client_ctx_pem(&p, &why);
+    assert_non_null(c);
+    assert_int_equal(why, KX_TLS_PEM_OK);
+    return c;
+}
+
+struct conn {
+    SSL_CTX *sctx;
+    ossl_server s;
+    ossl_client c;
+};
+
+static void conn_open(conn *k, kx_tls_ctx *cctx, const char *host, bool ask_client_cert = true)
+{
+    memset(k, 0, sizeof *k);
+    k->sctx = ossl_server_ctx(srv_crt, srv_key, ask_client_cert ? ca : nullptr);
+    ossl_server_start(&k->s, k->sctx);
+    k->c.t = kx_tls_new(cctx, false, host);
+    assert_non_null(k->c.t);
+}
+
+static void conn_close(conn *k)
+{
+    kx_tls_free(k->c.t);
+    kx_buf_free(&k->c.in);
+    ossl_server_free(&k->s);
+    SSL_CTX_free(k->sctx);
+}
+
+static uint8_t *pattern(size_t n, uint32_t seed)
+{
+    uint8_t *p = static_cast<uint8_t *>(malloc(n));
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (uint8_t)(seed >> 16);
+    }
+    return p;
+}
+
+// Handshake (client certificate verified by the server), data both ways,
+// close_notify both ways -- with the ciphertext cut into any pieces, and the
+// server named by address (an IP SAN, checked by our callback) or by name.
+static void handshake_data_close_in_any_pieces(void **)
+{
+    const size_t pieces[] = {0, 1, 7, 1000};
+    const char *hosts[] = {"127.0.0.1", "::1", "localhost"};
+    kx_tls_ctx *cctx = client_ctx(ca, true);
+    for (const char *host : hosts) {
+        for (size_t piece : pieces) {
+            conn k;
+            conn_open(&k, cctx, host);
+            // Written before the handshake: queued, sent after it.
+            assert_int_equal(kx_tls_write(k.c.t, (const uint8_t *)"early ", 6), 0);
+            ossl_pump(&k.c, &k.s, piece);
+            assert_int_equal(k.c.err, 0);
+            assert_true(kx_tls_handshake_done(k.c.t));
+            assert_true(k.s.done && !k.s.failed);
+            X509 *peer = SSL_get1_peer_certificate(k.s.ssl);
+            assert_non_null(peer);
+            assert_int_equal(SSL_get_verify_result(k.s.ssl), X509_V_OK);
+            X509_free(peer);
+            assert_false(kx_tls_session_reused(k.c.t));
+
+            size_t n = piece == 1 ? 5000 : 100000;
+            uint8_t *up = pattern(n, 1), *down = pattern(n, 2);
+            assert_int_equal(kx_tls_write(k.c.t, up, n), 0);
+            size_t w = 0;
+            assert_int_equal(SSL_write_ex(k.s.ssl, down, n, &w), 1);
+            ossl_pump(&k.c, &k.s, piece);
+            assert_int_equal(k.s.in.len, 6 + n);
+            assert_memory_equal(k.s.in.data, "early ", 6);
+            assert_memory_equal(k.s.in.data + 6, up, n);
+            assert_int_equal(k.c.in.len, n);
+            assert_memory_equal(k.c.in.data, down, n);
+
+            // Client close_notify: the server reads EOF; later writes fail.
+            assert_int_equal(kx_tls_close(k.c.t), 0);
+            assert_int_equal(kx_tls_write(k.c.t, up, 1), -EPIPE);
+            ossl_pump(&k.c, &k.s, piece);
+            assert_true(k.s.eof);
+            // Server close_notify: the client reads KX_TLS_EOF.
+            SSL_shutdown(k.s.ssl);
+            ossl_pump(&k.c, &k.s, piece);
+            assert_true(k.c.eof);
+            uint8_t b[8];
+            assert_int_equal(kx_tls_read(k.c.t, b, sizeof b), KX_TLS_EOF);
+            free(up);
+            free(down);
+            conn_close(&k);
+        }
+    }
+    kx_tls_ctx_free(cctx);
+}
+
+// Each failure is fatal on the client, with the words Go's crypto/tls uses
+// (what kubectl users see), and the server learns it from our alert.
+static void verification_failures(void **)
+{
+    struct {
+        const char *ca_pem, *host, *want;
+    } cases[] = {
+        {nullptr, "127.0.0.1", "x509: certificate signed by unknown authority"}, // other CA
+        {ca, "10.1.2.3", "x509: certificate is not valid for 10.1.2.3"},
+        {ca, "::2", "x509: certificate is not valid for ::2"},
+        {ca, "www.example.com", "x509: certificate is not valid for www.example.com"},
+    };
+    for (auto &cs : cases) {
+        kx_tls_ctx *cctx = client_ctx(cs.ca_pem ? cs.ca_pem : other_ca, true);
+        conn k;
+        conn_open(&k, cctx, cs.host);
+        ossl_pump(&k.c, &k.s, 0);
+        assert_int_equal(k.c.err, -EPROTO);
+        assert_false(kx_tls_handshake_done(k.c.t));
+        assert_non_null(strstr(kx_tls_error(k.c.t), cs.want));
+        assert_non_null(strstr(kx_tls_error(k.c.t), "tls: failed to verify certificate"));
+        assert_true(k.s.failed);
+        // Fatal errors are sticky.
+        assert_int_equal(kx_tls_write(k.c.t, (const uint8_t *)"x", 1), -EPROTO);
+        assert_int_equal(kx_tls_feed(k.c.t, (const uint8_t *)"x", 1), -EPROTO);
+        conn_close(&k);
+        kx_tls_ctx_free(cctx);
+    }
+    // insecure-skip-tls-verify: the same untrusted server is accepted.
+    kx_tls_ctx *cctx = client_ctx(nullptr, false, true);
+    conn k;
+    conn_open(&k, cctx, nullptr, false);
+    ossl_pump(&k.c, &k.s, 0);
+    assert_int_equal(k.c.err, 0);
+    assert_true(kx_tls_handshake_done(k.c.t));
+    conn_close(&k);
+    kx_tls_ctx_free(cctx);
+}
+
+// The CLI's ticket cache: a saved session resumes (no certificate work on
+// either side), the server still knows the client certificate; sessions are
+// offered only before the ClientHello left; unreadable or expired bytes mean
+// a full handshake.
+static void resumption(void **)
+{
+    kx_tls_ctx *cctx = client_ctx(ca, true);
+    SSL_CTX *sctx = ossl_server_ctx(srv_crt, srv_key, ca);
+    uint8_t saved[8192];
+    int saved_len = 0;
+    for (int round = 0; round < 3; round++) {
+        ossl_server s;
+        ossl_server_start(&s, sctx);
+        ossl_client c = {};
+        c.t = kx_tls_new(cctx, false, "127.0.0.1");
+        assert_int_equal(kx_tls_session_save(c.t, saved, sizeof saved), 0); // nothing yet
+        if (round > 0)
+            assert_int_equal(kx_tls_set_session(c.t, saved, (size_t)saved_len), 0);
+        ossl_pump(&c, &s, round == 2 ? 1 : 0);
+        assert_int_equal(c.err, 0);
+        assert_true(kx_tls_handshake_done(c.t) && s.done);
+        assert_int_equal(kx_tls_session_reused(c.t), round > 0);
+        assert_int_equal(SSL_session_reused(s.ssl), round > 0);
+        X509 *peer = SSL_get1_peer_certificate(s.ssl);
+        assert_non_null(peer);
+        X509_free(peer);
+        if (round == 0) {
+            uint8_t tiny[8];
+            assert_int_equal(kx_tls_session_save(c.t, tiny, sizeof tiny), -EMSGSIZE);
+            saved_len = kx_tls_session_save(c.t, saved, sizeof saved);
+            assert_true(saved_len > 0);
+        }
+        assert_int_equal(kx_tls_set_session(c.t, saved, (size_t)saved_len), -EINVAL); // too late
+        kx_tls_free(c.t);
+        kx_buf_free(&c.in);
+        ossl_server_free(&s);
+    }
+    // Unreadable bytes, and a session the server cannot resume (another
+    // server, other ticket keys): full handshakes.
+    for (int i = 0; i < 2; i++) {
+        SSL_CTX *sctx2 = i ? ossl_server_ctx(srv_crt, srv_key, ca) : sctx;
+        ossl_server s;
+        ossl_server_start(&s, sctx2);
+        ossl_client c = {};
+        c.t = kx_tls_new(cctx, false, "127.0.0.1");
+        if (i == 0)
+            assert_int_equal(kx_tls_set_session(c.t, (const uint8_t *)"garbage", 7), -EINVAL);
+        else
+            assert_int_equal(kx_tls_set_session(c.t, saved, (size_t)saved_len), 0);
+        ossl_pump(&c, &s, 0);
+        assert_int_equal(c.err, 0);
+        assert_true(kx_tls_handshake_done(c.t));
+        assert_false(kx_tls_session_reused(c.t));
+        kx_tls_free(c.t);
+        kx_buf_free(&c.in);
+        ossl_server_free(&s);
+        if (i)
+            SSL_CTX_free(sctx2);
+    }
+    // A ticket whose lifetime (the server's session timeout) is over.
+    SSL_CTX_set_timeout(sctx, 1);
+    ossl_server s;
+    ossl_server_start(&s, sctx);
+    ossl_client c = {};
+    c.t = kx_tls_new(cctx, false, "127.0.0.1");
+    ossl_pump(&c, &s, 0);
+    int n = kx_tls_session_save(c.t, saved, sizeof saved);
+    assert_true(n > 0);
+    kx_tls_free(c.t);
+    kx_buf_free(&c.in);
+    ossl_server_free(&s);
+    sleep(2);
+    c.t = kx_tls_new(cctx, false, "127.0.0.1");
+    assert_int_equal(kx_tls_set_session(c.t, saved, (size_t)n), -ESTALE);
+    kx_tls_free(c.t);
+    SSL_CTX_free(sctx);
+    kx_tls_ctx_free(cctx);
+}
+
+static void garbage_and_limits(void **)
+{
+    kx_tls_ctx *cctx = client_ctx(ca, false);
+    kx_tls *t = kx_tls_new(cctx, false, "localhost");
+    uint8_t buf[64];
+    // The ClientHello is there at once.
+    assert_true(kx_tls_pending(t) > 0);
+    assert_int_equal(kx_tls_take(t, buf, 0), 0);
+    while (kx_tls_take(t, buf, sizeof buf) > 0) {
+    }
+    assert_int_equal(kx_tls_pending(t), 0);
+    // Nothing to read before the handshake; close before it is refused.
+    assert_int_equal(kx_tls_read(t, buf, sizeof buf), 0);
+    assert_int_equal(kx_tls_close(t), -ENOTCONN);
+    // Unread ciphertext is bounded.
+    uint8_t *big = static_cast<uint8_t *>(calloc(1, KX_TLS_MAX_QUEUE + 1));
+    assert_int_equal(kx_tls_feed(t, big, KX_TLS_MAX_QUEUE + 1), -EMSGSIZE);
+    // A complete handshake record of random bytes instead of a ServerHello.
+    uint8_t *junk = pattern(5000, 7);
+    junk[0] = 0x16, junk[1] = 0x03, junk[2] = 0x03;
+    junk[3] = (uint8_t)((5000 - 5) >> 8);
+    junk[4] = (uint8_t)((5000 - 5) & 0xff);
+    assert_int_equal(kx_tls_feed(t, junk, 5000), 0);
+    assert_int_equal(kx_tls_read(t, buf, sizeof buf), -EPROTO);
+    assert_true(strlen(kx_tls_error(t)) > 0);
+    // Plain HTTP from the "server".
+    kx_tls_free(t);
+    t = kx_tls_new(cctx, false, "localhost");
+    assert_int_equal(kx_tls_feed(t, (const uint8_t *)"HTTP/1.1 400 Bad Request\r\n\r\n", 28), 0);
+    assert_int_equal(kx_tls_read(t, buf, sizeof buf), -EPROTO);
+    kx_tls_free(t);
+    free(big);
+    free(junk);
+    kx_tls_ctx_free(cctx);
+}
+
+static void context_errors(void **)
+{
+    char err[256] = "";
+    // A client backend only.
+    assert_null(kx_tls_server_ctx("/x.crt", "/x.key", nullptr, KX_TLS_NO_CLIENT_CERT, err, sizeof err));
+    assert_non_null(strstr(err, "no server side"));
+    kx_tls_ctx *cctx = client_ctx(ca, false);
+    assert_null(kx_tls_new(cctx, true, nullptr));
+    assert_null(kx_tls_new(nullptr, false, nullptr));
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    assert_null(kx_tls_new(cctx, false, longname));
+    kx_tls_ctx_free(cctx);
+
+    // From files.
+    char dir[] = "/tmp/kx-test-mbed-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char caf[64], crtf[64], keyf[64];
+    snprintf(caf, sizeof caf, "%s/ca.crt", dir);
+    snprintf(crtf, sizeof crtf, "%s/c.crt", dir);
+    snprintf(keyf, sizeof keyf, "%s/c.key", dir);
+    must(kx_pki_write_file(caf, ca, 0600), "ca");
+    must(kx_pki_write_file(crtf, cli_crt, 0600), "crt");
+    must(kx_pki_write_file(keyf, cli_key, 0600), "key");
+    cctx = kx_tls_client_ctx(caf, crtf, keyf, err, sizeof err);
+    assert_non_null(cctx);
+    conn k;
+    conn_open(&k, cctx, "localhost");
+    ossl_pump(&k.c, &k.s, 0);
+    assert_true(kx_tls_handshake_done(k.c.t));
+    conn_close(&k);
+    kx_tls_ctx_free(cctx);
+    assert_null(kx_tls_client_ctx(caf, crtf, nullptr, err, sizeof err));
+    assert_null(kx_tls_client_ctx("/nonexistent-ca.crt", nullptr, nullptr, err, sizeof err));
+    assert_null(kx_tls_client_ctx(caf, crtf, caf, err, sizeof err)); // a cert is no key
+    assert_true(strlen(err) > 0);
+    // The key of another certificate.
+    must(kx_pki_write_file(keyf, srv_key, 0600), "key");
+    err[0] = 0;
+    assert_null(kx_tls_client_ctx(caf, crtf, keyf, err, sizeof err));
+    assert_non_null(strstr(err, "does not match"));
+    // No CA: the system store (Debian's ca-certificates).
+    cctx = kx_tls_client_ctx(nullptr, nullptr, nullptr, err, sizeof err);
+    if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
+        assert_non_null(cctx);
+    kx_tls_ctx_free(cctx);
+    unlink(caf), unlink(crtf), unlink(keyf), rmdir(dir);
+
+    // PEM in memory: each reason.
+    struct {
+        const char *ca, *cert, *key;
+        bool insecure;
+        kx_tls_pem_error want;
+    } bad[] = {
+        {"garbage", nullptr, nullptr, false, KX_TLS_PEM_BAD_CA},
+        {ca, nullptr, nullptr, true, KX_TLS_PEM_INSECURE_WITH_CA},
+        {ca, "garbage", cli_key, false, KX_TLS_PEM_BAD_CERT},
+        {ca, cli_crt, "garbage", false, KX_TLS_PEM_BAD_KEY},
+        {ca, cli_crt, nullptr, false, KX_TLS_PEM_BAD_KEY},
+        {ca, nullptr, cli_key, false, KX_TLS_PEM_BAD_CERT},
+        {ca, cli_crt, srv_key, false, KX_TLS_PEM_KEY_MISMATCH},
+    };
+    for (auto &b : bad) {
+        kx_tls_client_pem p = {};
+        p.ca = b.ca, p.ca_len = b.ca ? strlen(b.ca) : 0;
+        p.cert = b.cert, p.cert_len = b.cert ? strlen(b.cert) : 0;
+        p.key = b.key, p.key_len = b.key ? strlen(b.key) : 0;
+        p.insecure = b.insecure;
+        kx_tls_pem_error why = KX_TLS_PEM_OK;
+        assert_null(kx_tls_client_ctx_pem(&p, &why));
+        assert_int_equal(why, b.want);
+    }
+    // A CA bundle with one unreadable block still loads the good one.
+    char *bundle = nullptr;
+    assert_true(asprintf(&bundle, "%s-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n", ca) > 0);
+    kx_tls_ctx *bc = client_ctx(bundle, false);
+    conn_open(&k, bc, "localhost", false);
+    ossl_pump(&k.c, &k.s, 0);
+    assert_true(kx_tls_handshake_done(k.c.t));
+    conn_close(&k);
+    kx_tls_ctx_free(bc);
+    free(bundle);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(handshake_data_close_in_any_pieces),
+        cmocka_unit_test(verification_failures),
+        cmocka_unit_test(resumption),
+        cmocka_unit_test(garbage_and_limits),
+        cmocka_unit_test(context_errors),
+        cmocka_unit_test(hashes_and_base64),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
