@@ -354,6 +354,20 @@ void kx__rt_child_signals(void)
     sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+void kx__rt_die_with_parent(int chan)
+{
+    // The node is these processes' keeper: if it dies without stopping them
+    // (SIGKILL, a crash), they must not run on unowned -- a restarted node
+    // would start the pods again beside them. The container's init takes
+    // its PID namespace, with every process in it, along.
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    // The parent may have died before the line above: then the channel's
+    // other end is closed already.
+    struct pollfd pf = {chan, 0, 0};
+    if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLERR)))
+        _exit(127);
+}
+
 int kx__rt_child_stdio(int in, int out, int errfd)
 {
     int fds[3] = {in, out, errfd};
@@ -427,6 +441,7 @@ static int close_range_(unsigned lo, unsigned hi, unsigned flags)
 [[noreturn]] static void sandbox_child(int chan, const char *hostname, bool host_network)
 {
     kx__rt_child_signals();
+    kx__rt_die_with_parent(chan);
     prctl(PR_SET_NAME, "kx-pause", 0, 0, 0);
     int flags = CLONE_NEWIPC | CLONE_NEWUTS | (host_network ? 0 : CLONE_NEWNET);
     if (unshare(flags) != 0)
@@ -566,6 +581,7 @@ void ctr_mkdir(const char *path)
 [[noreturn]] void ctr_child(const ctr_plan *p)
 {
     kx__rt_child_signals();
+    kx__rt_die_with_parent(p->chan);
     const kx_ctr_start *c = p->c;
 
     // Pod namespaces first, while /proc still shows the host.

@@ -130,6 +130,10 @@ void kx__rt_exec_free(kx__rt_exec *x);
 void kx__rt_block_signals(sigset_t *old);
 // Child side: default dispositions, empty mask.
 void kx__rt_child_signals(void);
+// In a child the node forked to become a pod process: SIGKILL when the node
+// dies (PR_SET_PDEATHSIG); exits at once if it died already (chan, the
+// set-up channel to the node, is hung up).
+void kx__rt_die_with_parent(int chan);
 // Child side: makes fds[0..2] the stdio (any of them may be < 3 or equal).
 int kx__rt_child_stdio(int in, int out, int errfd);
 

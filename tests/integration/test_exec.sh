@@ -486,6 +486,49 @@ fi
 
 t_notready "$ver"
 
+# Last, as it ends the node: a node that dies without stopping its pods
+# (SIGKILL, a crash) takes them along -- the pod's processes and an exec'd
+# command -- rather than leaving them running unowned beside the pods a
+# restarted node would start again.
+t_node_sigkill() {
+	local kp p st cmd left end found=0
+	local -a pids=() sts=() cmds=()
+	kq exec demo -- sh -c 'exec sleep 321' </dev/null >/dev/null 2>&1 &
+	kp=$!
+	end=$((SECONDS + 10))
+	while [ "$found" = 0 ] && [ "$SECONDS" -lt "$end" ]; do
+		sleep 0.2
+		pids=() sts=() cmds=()
+		while read -r p _; do
+			cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | head -c 60)
+			pids+=("$p") sts+=("$(kx_starttime "$p")") cmds+=("$cmd")
+			case $cmd in "sleep 321"*) found=1 ;; esac
+		done < <(kx_descendants "$KX_NODE_PID")
+	done
+	kill -KILL "$KX_NODE_PID"
+	wait "$KX_NODE_PID" 2>/dev/null
+	KX_NODE_PID=
+	end=$((SECONDS + 5))
+	while :; do
+		left=""
+		for i in "${!pids[@]}"; do
+			st=$(kx_starttime "${pids[$i]}")
+			[ -n "$st" ] && [ "$st" = "${sts[$i]}" ] && [ "$(kx_state "${pids[$i]}")" != Z ] &&
+				left="$left ${pids[$i]}(${cmds[$i]})"
+		done
+		[ -z "$left" ] || [ "$SECONDS" -ge "$end" ] && break
+		sleep 0.2
+	done
+	result "[$1] SIGKILL of the node: its pods' processes and exec'd commands are gone within 5 s" \
+		"$([ "$found" = 1 ] && [ "${#pids[@]}" -ge 3 ] && [ -z "$left" ]; echo $?)" \
+		"exec'd sleep seen: $found; node descendants before: ${#pids[@]}; still running after 5 s:$left"
+	for i in "${!pids[@]}"; do   # what the failure left (same process: same start time)
+		[ "$(kx_starttime "${pids[$i]}")" = "${sts[$i]}" ] && kill -KILL "${pids[$i]}" 2>/dev/null
+	done
+	wait "$kp" 2>/dev/null
+}
+t_node_sigkill "$ver"
+
 stop_cluster
 trap - EXIT
 summary
