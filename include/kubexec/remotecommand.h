@@ -26,16 +26,23 @@ inline constexpr size_t KX_RC_MAX_STATUS = 4096;
 // separated, split or merged across frames/messages in any way. Malformed
 // objects, zero sizes and values over 65535 are ignored; an object longer
 // than KX_RC_MAX_RESIZE_JSON is dropped up to the next newline. Embeddable;
-// zero-initialise it.
+// zero-initialise it, release it with kx_rc_resize_free.
+// Memory: a whole object in one feed is parsed in place; only the piece of
+// an object split across feeds is kept, in a heap buffer freed as soon as
+// the object is complete, so an idle session holds no buffer (non-tty
+// sessions never had a use for one). When that buffer cannot be allocated
+// the partial object is dropped up to the next newline, as if too long.
 struct kx_rc_resize_parser {
     bool skip;                          // dropping bytes up to the next '\n'
-    size_t len;
-    char buf[KX_RC_MAX_RESIZE_JSON];
+    size_t len;                         // bytes held in buf
+    char *buf;                          // null or KX_RC_MAX_RESIZE_JSON bytes
 };
 typedef void (*kx_rc_resize_cb)(void *user, uint16_t cols, uint16_t rows);
 // Feeds bytes; calls cb (may be null) once per complete valid object.
 void kx_rc_resize_feed(kx_rc_resize_parser *r, const uint8_t *p, size_t n, kx_rc_resize_cb cb,
                        void *user);
+// Frees a held partial object (the parser stays usable, zeroed).
+void kx_rc_resize_free(kx_rc_resize_parser *r);
 
 // Negotiation (protocol.md §2.1): `offers` are the raw values of every
 // X-Stream-Protocol-Version header line (each may hold a comma-separated

@@ -70,6 +70,8 @@ inline constexpr size_t KX_SPDY_MAX_HEADER_BLOCK = 64 * 1024;
 inline constexpr size_t KX_SPDY_MAX_HEADERS = 100;
 // Most streams alive at once (both directions together). A peer SYN_STREAM
 // beyond it gets RST_STREAM REFUSED_STREAM; kx_spdy_open returns -EAGAIN.
+// (Also REFUSED_STREAM when no memory is left for a stream slot: slots past
+// the first 8 are allocated as needed.)
 inline constexpr size_t KX_SPDY_MAX_STREAMS = 128;
 // Largest DATA payload we write per frame (what Go's io.Copy uses).
 inline constexpr size_t KX_SPDY_MAX_DATA_CHUNK = 32 * 1024;
@@ -167,8 +169,9 @@ int kx_spdy_reply(kx_spdy_session *s, uint32_t id, const kx_spdy_nv *nv, size_t 
 // Opens a stream with SYN_STREAM (priority 0, no UNIDIRECTIONAL): client ids
 // are odd 1,3,5..; server ids even 2,4,6... *id_out receives the id. Returns 0,
 // -EINVAL (bad header name), -EMSGSIZE, -EAGAIN (KX_SPDY_MAX_STREAMS streams
-// open), -ENOSPC (stream ids exhausted), -EPIPE (GOAWAY sent or received, or
-// output dead), or a send error. The caller should wait for on_reply before
+// open), -ENOMEM (no memory for more stream slots; nothing was sent), -ENOSPC
+// (stream ids exhausted), -EPIPE (GOAWAY sent or received, or output dead), or
+// a send error. The caller should wait for on_reply before
 // sending DATA: spdystream drops DATA on streams it has not replied to.
 int kx_spdy_open(kx_spdy_session *s, const kx_spdy_nv *nv, size_t n, bool fin, uint32_t *id_out);
 

@@ -127,8 +127,11 @@ void kx_ws_free(kx_ws_session *s);
 //               invalid-code close payload, bad 64-bit length)       1002
 //   -EILSEQ     text message or close reason that is not UTF-8       1007
 //   -EMSGSIZE   data message over max_message                        1009
+//   -ENOMEM     out of memory                                        1011
 //   or a send error (nothing more can be sent).
 // Bytes after the peer's close frame, or after an error, are discarded (0).
+// Memory: between frames a session holds no read-ahead buffer, and a
+// delivered message's buffer is kept only up to 4 KiB (see ws.cc).
 int kx_ws_recv(kx_ws_session *s, const uint8_t *p, size_t n);
 
 // One unfragmented, unmasked data frame (KX_WS_TEXT or KX_WS_BINARY) whose

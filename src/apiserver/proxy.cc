@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kubexec/heaptrim.h"
 #include "kubexec/http1.h"
 #include "server.h"
 
@@ -59,6 +60,8 @@ static void proxy_maybe_free(proxy *p)
         malloc_trim(0);
         return;
     }
+    if (p->counted)
+        kx_heaptrim_soon(p->srv->loop);   // sessions remain: their pages hold holes
     free(p);
 }
 
@@ -125,6 +128,9 @@ static void proxy_start_splice(proxy *p)
         kx_conn_write(p->node, p->client_early.data, p->client_early.len);
     kx_buf_free(&p->client_early);
     kx_conn_resume(p->client);
+    // The set-up's garbage (handshakes, heads, parser) is freed by now or
+    // soon; what the session keeps is spread over its pages.
+    kx_heaptrim_soon(p->srv->loop);
 }
 
 static void node_on_data(kx_conn *c, const uint8_t *d, size_t n)
@@ -385,6 +391,7 @@ void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stre
 
 void kx_proxy_close_all(void)
 {
+    kx_heaptrim_close();
     for (proxy *p = g_proxies; p; p = p->next)
         proxy_close_both(p);
 }

@@ -263,55 +263,84 @@ static size_t object_end(const char *buf, size_t n)
     return 0;
 }
 
-static void resize_drain(kx_rc_resize_parser *r, kx_rc_resize_cb cb, void *user)
+// Parses the complete objects at the start of b[0..len), skipping what the
+// stream format says to skip, and drops an object whose first
+// KX_RC_MAX_RESIZE_JSON bytes do not complete it (up to the next newline).
+// Returns how many bytes were used up: the rest (if any) is the start of an
+// object not complete yet, shorter than the bound.
+static size_t resize_scan(kx_rc_resize_parser *r, const char *b, size_t len, kx_rc_resize_cb cb,
+                          void *user)
 {
     size_t off = 0;
     for (;;) {
         if (r->skip) {
-            const char *nl = (const char *)memchr(r->buf + off, '\n', r->len - off);
-            if (!nl) {
-                off = r->len;
-                break;
-            }
-            off = (size_t)(nl - r->buf) + 1;
+            const char *nl = (const char *)memchr(b + off, '\n', len - off);
+            if (!nl)
+                return len;
+            off = (size_t)(nl - b) + 1;
             r->skip = false;
         }
-        while (off < r->len && (is_space(r->buf[off]) || r->buf[off] == '\n' || r->buf[off] == '\r'))
+        while (off < len && (is_space(b[off]) || b[off] == '\n' || b[off] == '\r'))
             off++;
-        if (off == r->len)
-            break;
-        if (r->buf[off] != '{') {
+        if (off == len)
+            return len;
+        if (b[off] != '{') {
             r->skip = true;
             continue;
         }
-        size_t e = object_end(r->buf + off, r->len - off);
+        size_t avail = len - off;
+        size_t e = object_end(b + off, avail < KX_RC_MAX_RESIZE_JSON ? avail : KX_RC_MAX_RESIZE_JSON);
         if (e == 0) {
-            if (off == 0 && r->len == sizeof r->buf) {
-                // An object longer than the bound: drop it up to the next newline.
-                r->skip = true;
-                off = r->len;
-            }
-            break;
+            if (avail < KX_RC_MAX_RESIZE_JSON)
+                return off;
+            r->skip = true;   // longer than the bound
+            off += KX_RC_MAX_RESIZE_JSON;
+            continue;
         }
-        resize_object(r->buf + off, e, cb, user);
+        resize_object(b + off, e, cb, user);
         off += e;
     }
-    memmove(r->buf, r->buf + off, r->len - off);
-    r->len -= off;
+}
+
+void kx_rc_resize_free(kx_rc_resize_parser *r)
+{
+    free(r->buf);
+    *r = {};
 }
 
 void kx_rc_resize_feed(kx_rc_resize_parser *r, const uint8_t *p, size_t n, kx_rc_resize_cb cb,
                        void *user)
 {
+    const size_t cap = KX_RC_MAX_RESIZE_JSON;
     while (n) {
-        size_t take = sizeof r->buf - r->len;
+        if (r->len == 0) {
+            // Nothing held: parse in place, keep only an unfinished object.
+            size_t off = resize_scan(r, (const char *)p, n, cb, user);
+            size_t rest = n - off;   // < cap
+            if (rest == 0)
+                return;
+            if (!r->buf && !(r->buf = (char *)malloc(cap))) {
+                r->skip = true;   // out of memory: as if too long
+                return;
+            }
+            memcpy(r->buf, p + off, rest);
+            r->len = rest;
+            return;
+        }
+        size_t take = cap - r->len;
         if (take > n)
             take = n;
         memcpy(r->buf + r->len, p, take);
         r->len += take;
         p += take;
         n -= take;
-        resize_drain(r, cb, user);
+        size_t off = resize_scan(r, r->buf, r->len, cb, user);
+        memmove(r->buf, r->buf + off, r->len - off);
+        r->len -= off;
+        if (r->len == 0) {
+            free(r->buf);
+            r->buf = nullptr;
+        }
     }
 }
 
@@ -412,6 +441,7 @@ void kx_rc_free(kx_rc_session *s)
         return;
     kx_spdy_session_free(s->spdy);
     kx_buf_free(&s->early);
+    kx_rc_resize_free(&s->resize);
     free(s);
 }
 

@@ -24,6 +24,17 @@ struct stream {
     uint8_t flags;
 };
 
+// Stream slots: STREAMS_INLINE in the session (an exec uses at most 5), then
+// blocks of STREAMS_BLOCK allocated as more are open at once, up to
+// KX_SPDY_MAX_STREAMS; never moved (callers hold stream pointers across
+// callbacks), freed with the session. A full table cost every session 1 KiB.
+constexpr size_t STREAMS_INLINE = 8;
+constexpr size_t STREAMS_BLOCK = 24;
+struct stream_block {
+    stream_block *next;
+    stream s[STREAMS_BLOCK];
+};
+
 enum class rx_state : uint8_t {
     head,      // collecting the 8-byte frame header
     control,   // collecting a control payload into ctrl
@@ -95,7 +106,9 @@ struct kx_spdy_session {
     uint32_t next_local_id;
 
     size_t nstreams;
-    stream streams[KX_SPDY_MAX_STREAMS];
+    size_t streams_cap;      // slots in streams + the blocks
+    stream streams[STREAMS_INLINE];
+    stream_block *more;
 
     // Received control payload: ctrl_small, or a heap buffer of ctl_len
     // bytes for a frame that does not fit (freed once the frame is handled).
@@ -108,33 +121,65 @@ struct kx_spdy_session {
 
     uint8_t ctrl_small[CTRL_INLINE];
     uint8_t infl_small[INFL_INLINE];
-    uint8_t plain_small[PLAIN_INLINE];
-    uint8_t out_small[OUT_INLINE];
+    // The outgoing block's buffers are on send_headers_frame's stack: they
+    // never outlive the call, so a held session does not carry them.
 };
 
 // ---- Streams ------------------------------------------------------------------
+
+static stream *find_in(stream *v, size_t n, uint32_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((v[i].flags & ST_USED) && v[i].id == id)
+            return &v[i];
+    return nullptr;
+}
 
 static stream *find_stream(kx_spdy_session *s, uint32_t id)
 {
     if (id == 0)
         return nullptr;
-    for (size_t i = 0; i < KX_SPDY_MAX_STREAMS; i++)
-        if ((s->streams[i].flags & ST_USED) && s->streams[i].id == id)
-            return &s->streams[i];
+    stream *st = find_in(s->streams, STREAMS_INLINE, id);
+    for (stream_block *b = s->more; !st && b; b = b->next)
+        st = find_in(b->s, STREAMS_BLOCK, id);
+    return st;
+}
+
+// Makes sure add_stream has a free slot (call with nstreams below
+// KX_SPDY_MAX_STREAMS, before anything goes on the wire). 0 or -ENOMEM.
+static int reserve_stream(kx_spdy_session *s)
+{
+    if (s->nstreams < s->streams_cap)
+        return 0;
+    stream_block *b = (stream_block *)calloc(1, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    b->next = s->more;
+    s->more = b;
+    s->streams_cap += STREAMS_BLOCK;
+    return 0;
+}
+
+static stream *free_slot(stream *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i].flags & ST_USED))
+            return &v[i];
     return nullptr;
 }
 
+// After reserve_stream: never fails.
 static stream *add_stream(kx_spdy_session *s, uint32_t id, uint8_t flags)
 {
-    for (size_t i = 0; i < KX_SPDY_MAX_STREAMS; i++) {
-        if (!(s->streams[i].flags & ST_USED)) {
-            s->streams[i].id = id;
-            s->streams[i].flags = (uint8_t)(ST_USED | flags);
-            s->nstreams++;
-            return &s->streams[i];
-        }
-    }
-    return nullptr;
+    stream *st = free_slot(s->streams, STREAMS_INLINE);
+    for (stream_block *b = s->more; !st && b; b = b->next)
+        st = free_slot(b->s, STREAMS_BLOCK);
+    if (!st)
+        return nullptr;
+    st->id = id;
+    st->flags = (uint8_t)(ST_USED | flags);
+    s->nstreams++;
+    return st;
 }
 
 static void drop_stream(kx_spdy_session *s, stream *st)
@@ -313,8 +358,9 @@ static int send_headers_frame(kx_spdy_session *s, uint16_t type, uint8_t flags, 
     // deflateBound is zlib's worst case for this window/memLevel; a sync
     // flush adds at most 5 bytes plus the partial byte before it.
     size_t cap = fixed_len + ZLIB_HDR_LEN + deflateBound(&s->def, (uLong)len) + 16;
-    uint8_t *plain = (size_t)len <= PLAIN_INLINE ? s->plain_small : (uint8_t *)malloc((size_t)len);
-    uint8_t *out = cap <= OUT_INLINE ? s->out_small : (uint8_t *)malloc(cap);
+    uint8_t plain_small[PLAIN_INLINE], out_small[OUT_INLINE];
+    uint8_t *plain = (size_t)len <= PLAIN_INLINE ? plain_small : (uint8_t *)malloc((size_t)len);
+    uint8_t *out = cap <= OUT_INLINE ? out_small : (uint8_t *)malloc(cap);
     if (!plain || !out) {
         rc = -ENOMEM;
         goto done;
@@ -325,9 +371,9 @@ static int send_headers_frame(kx_spdy_session *s, uint16_t type, uint8_t flags, 
     if (rc >= 0)
         rc = send_control(s, type, flags, out, fixed_len + (size_t)rc);
 done:
-    if (plain && plain != s->plain_small)
+    if (plain && plain != plain_small)
         free(plain);
-    if (out && out != s->out_small)
+    if (out && out != out_small)
         free(out);
     return rc;
 }
@@ -365,6 +411,8 @@ int kx_spdy_open(kx_spdy_session *s, const kx_spdy_nv *nv, size_t n, bool fin, u
         return -ENOSPC;
     if (s->nstreams >= KX_SPDY_MAX_STREAMS)
         return -EAGAIN;
+    if (reserve_stream(s) < 0)
+        return -ENOMEM;
     uint32_t id = s->next_local_id;
     uint8_t fixed[SYN_STREAM_FIXED];
     kx_put_be32(fixed, id);
@@ -587,7 +635,7 @@ static int on_syn_stream(kx_spdy_session *s)
         return reply_rst(s, id, KX_SPDY_PROTOCOL_ERROR);
     s->next_peer_id = id + 2;
     s->last_peer_id = id;
-    if (s->nstreams >= KX_SPDY_MAX_STREAMS)
+    if (s->nstreams >= KX_SPDY_MAX_STREAMS || reserve_stream(s) < 0)
         return reply_rst(s, id, KX_SPDY_REFUSED_STREAM);
     bool fin = s->flags & KX_SPDY_FLAG_FIN;
     add_stream(s, id, 0);
@@ -824,6 +872,7 @@ kx_spdy_session *kx_spdy_session_new(bool is_server, const kx_spdy_callbacks *cb
     s->state = rx_state::head;
     s->next_peer_id = 1;
     s->next_local_id = is_server ? 2 : 1;
+    s->streams_cap = STREAMS_INLINE;
     s->ctrl = s->ctrl_small;
     s->inflated = s->infl_small;
     s->infl_cap = INFL_INLINE;
@@ -849,5 +898,10 @@ void kx_spdy_session_free(kx_spdy_session *s)
     if (s->inf_ready)
         inflateEnd(&s->inf);
     release_rx(s); // a control frame may be half received
+    while (s->more) {
+        stream_block *b = s->more;
+        s->more = b->next;
+        free(b);
+    }
     free(s);
 }

@@ -4,6 +4,11 @@
 //
 // Incoming frames are cut and unmasked by libwslay's frame layer
 // (wslay_frame_recv fed from the caller's buffer through its recv callback).
+// Its context carries a 4 KiB read-ahead buffer, so an idle session does not
+// keep one: it is freed whenever every byte wslay took has been handed back
+// as whole frames (nothing half-read inside it) and made again by the next
+// kx_ws_recv. Likewise a reassembled message's buffer over kMsgKeep bytes is
+// freed once the message was delivered.
 // Everything above the single frame (fragment reassembly, limits, control
 // frame rules, the close handshake) is here, so each violation maps to one
 // close code. Outgoing frames are unmasked server frames whose header we
@@ -135,6 +140,9 @@ struct kx_ws_session {
     wslay_frame_context_ptr fr;
     const uint8_t *in;         // caller's bytes not yet handed to wslay
     size_t in_len;
+    // Bytes wslay took through fr_recv, and the bytes of the frames it has
+    // finished (header + payload): equal means wslay holds nothing.
+    uint64_t fed, done;
     // The frame being read.
     bool in_frame;
     uint64_t frame_len, frame_off;
@@ -153,6 +161,9 @@ struct kx_ws_session {
     size_t mask_pool_off;
 };
 
+// A delivered message's buffer is kept for the next one up to this size.
+static const size_t kMsgKeep = 4096;
+
 static ssize_t fr_recv(uint8_t *buf, size_t len, int, void *user)
 {
     kx_ws_session *s = (kx_ws_session *)user;
@@ -162,6 +173,7 @@ static ssize_t fr_recv(uint8_t *buf, size_t len, int, void *user)
     memcpy(buf, s->in, n);
     s->in += n;
     s->in_len -= n;
+    s->fed += n;
     return (ssize_t)n;
 }
 
@@ -175,6 +187,18 @@ static int fr_genmask(uint8_t *, size_t, void *)
     return -1;   // server frames are never masked
 }
 
+static int fr_make(kx_ws_session *s)
+{
+    static const wslay_frame_callbacks fcb = {fr_send, fr_recv, fr_genmask};
+    return wslay_frame_context_init(&s->fr, &fcb, s);
+}
+
+// Size of a frame header as wslay accepts it (minimal length encoding only).
+static uint64_t frame_header_len(uint64_t payload_len, bool masked)
+{
+    return 2 + (payload_len < 126 ? 0 : payload_len < 65536 ? 2 : 8) + (masked ? 4 : 0);
+}
+
 kx_ws_session *kx_ws_new(const kx_ws_callbacks *cb, void *user, size_t max_message)
 {
     if (!cb || !cb->send)
@@ -185,8 +209,7 @@ kx_ws_session *kx_ws_new(const kx_ws_callbacks *cb, void *user, size_t max_messa
     s->cb = *cb;
     s->user = user;
     s->max = max_message ? max_message : KX_WS_MAX_MESSAGE;
-    static const wslay_frame_callbacks fcb = {fr_send, fr_recv, fr_genmask};
-    if (wslay_frame_context_init(&s->fr, &fcb, s) != 0) {
+    if (fr_make(s) != 0) {
         free(s);
         return nullptr;
     }
@@ -207,7 +230,8 @@ void kx_ws_free(kx_ws_session *s)
 {
     if (!s)
         return;
-    wslay_frame_context_free(s->fr);
+    if (s->fr)
+        wslay_frame_context_free(s->fr);
     kx_buf_free(&s->msg);
     kx_buf_free(&s->mask_buf);
     free(s);
@@ -453,6 +477,8 @@ static int on_chunk(kx_ws_session *s, const wslay_frame_iocb *io)
     if (s->cb.on_message)
         s->cb.on_message(s->user, op, s->msg.len ? s->msg.data : nullptr, s->msg.len);
     s->msg.len = 0;
+    if (s->msg.cap > kMsgKeep)
+        kx_buf_free(&s->msg);
     return 0;
 }
 
@@ -460,6 +486,10 @@ int kx_ws_recv(kx_ws_session *s, const uint8_t *p, size_t n)
 {
     if (s->dead || s->close_recv)
         return 0;
+    if (n == 0)
+        return 0;
+    if (!s->fr && fr_make(s) != 0)
+        return fail(s, KX_WS_INTERNAL, -ENOMEM);
     s->in = p;
     s->in_len = n;
     int rc = 0;
@@ -479,9 +509,16 @@ int kx_ws_recv(kx_ws_session *s, const uint8_t *p, size_t n)
             s->dead = true;
             break;
         }
+        if (!s->in_frame)   // that chunk ended its frame
+            s->done += frame_header_len(io.payload_length, io.mask) + io.payload_length;
     }
     s->in = nullptr;
     s->in_len = 0;
+    if (!s->dead && !s->close_recv && !s->in_frame && s->fed == s->done) {
+        // Between frames with nothing read ahead: drop the 4 KiB context.
+        wslay_frame_context_free(s->fr);
+        s->fr = nullptr;
+    }
     return rc;
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "kubexec/heaptrim.h"
 #include "kubexec/uvwrite.h"
 #include "node.h"
 #include "rcx.h"
@@ -39,7 +40,9 @@ struct exec_session {
     exec_session *next, **pprev;
     kx_rcx *x;                  // null once closed
     kx_rcx_request rq;
-    char ns[254], pod[254], ctr[254];
+    // What to start, needed only until session_spawn (then freed: a held
+    // session keeps nothing it no longer needs).
+    char *target;               // owned: "ns\0pod\0ctr\0"
     char **argv;                // owned, null-terminated
     kx_exec_proc proc;
     int exit_code;
@@ -91,6 +94,16 @@ static void timer_stop(exec_session *s)
     uv_timer_stop(&s->timer);
 }
 
+static void free_spawn_args(exec_session *s)
+{
+    for (size_t i = 0; s->argv && s->argv[i]; i++)
+        free(s->argv[i]);
+    free(s->argv);
+    s->argv = nullptr;
+    free(s->target);
+    s->target = nullptr;
+}
+
 static bool process_running(const exec_session *s)
 {
     return s->spawned && !s->exited;
@@ -117,9 +130,7 @@ static void session_maybe_free(exec_session *s)
     // hand the pages back once the node is idle again (small boxes).
     if (--s->node->sessions_active == 0)
         malloc_trim(0);
-    for (size_t i = 0; s->argv && s->argv[i]; i++)
-        free(s->argv[i]);
-    free(s->argv);
+    free_spawn_args(s);
     free(s);
 }
 
@@ -282,9 +293,13 @@ static void on_process_exit(void *user, pid_t, int wstatus)
 static void session_spawn(exec_session *s)
 {
     timer_stop(s);
+    if (!s->target)
+        return;   // started already
     char err[512];
     kx_container_ref ref = {};
-    if (kx_podmgr_find(s->node->pm, s->ns, s->pod, s->ctr, &ref, err, sizeof err) != 0) {
+    const char *ns = s->target, *pod = ns + strlen(ns) + 1, *ctr = pod + strlen(pod) + 1;
+    if (kx_podmgr_find(s->node->pm, ns, pod, ctr, &ref, err, sizeof err) != 0) {
+        free_spawn_args(s);
         session_finish(s, err);
         return;
     }
@@ -300,7 +315,9 @@ static void session_spawn(exec_session *s)
     r.err = s->rq.err && !s->rq.tty;
     r.cols = s->have_size ? s->cols : 0;
     r.rows = s->have_size ? s->rows : 0;
-    if (kx_exec_spawn(&r, &s->proc, err, sizeof err) != 0) {
+    int rc = kx_exec_spawn(&r, &s->proc, err, sizeof err);
+    free_spawn_args(s);
+    if (rc != 0) {
         session_finish(s, err);
         return;
     }
@@ -442,20 +459,25 @@ static void session_client_gone(exec_session *s)
 void kx_node_exec(kx_node *node, kx_httpd_req *req, const char *ns, const char *pod,
                   const char *ctr, char **argv, const kx_rcx_request *rq)
 {
+    size_t nl = strlen(ns) + 1, pl = strlen(pod) + 1, cl = strlen(ctr) + 1;
     exec_session *s = (exec_session *)calloc(1, sizeof *s);
-    if (!s) {
+    char *target = (char *)malloc(nl + pl + cl);
+    if (!s || !target) {
         for (size_t i = 0; argv[i]; i++)
             free(argv[i]);
         free(argv);
+        free(target);
+        free(s);
         kx_httpd_respond(req, 500, "text/plain", "out of memory", 13);
         return;
     }
+    memcpy(target, ns, nl);
+    memcpy(target + nl, pod, pl);
+    memcpy(target + nl + pl, ctr, cl);
     s->node = node;
     s->rq = *rq;
     s->argv = argv;
-    kx_strlcpy(s->ns, ns, sizeof s->ns);
-    kx_strlcpy(s->pod, pod, sizeof s->pod);
-    kx_strlcpy(s->ctr, ctr, sizeof s->ctr);
+    s->target = target;
     uv_timer_init(node->loop, &s->timer);
     s->timer.data = s;
     s->open_handles = 1;
@@ -492,6 +514,7 @@ static void stop_poll(uv_timer_t *t)
 void kx_node_stop_sessions(kx_node *n, void (*cb)(void *), void *data)
 {
     n->shutting_down = true;
+    kx_heaptrim_close();
     for (exec_session *s = n->sessions; s; s = s->next) {
         if (!s->finished)
             session_client_gone(s);

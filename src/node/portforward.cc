@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "kubexec/conn.h"
+#include "kubexec/heaptrim.h"
 #include "kubexec/http1.h"
 #include "kubexec/spdy.h"
 #include "kubexec/util.h"
@@ -815,9 +816,11 @@ static void session_maybe_free(pf_session *s)
 {
     if (s->conn || !s->tick_closed || s->nalive > 0)
         return;
+    uv_loop_t *loop = s->node->loop;
     kx_spdy_session_free(s->spdy);
     kx_ws_free(s->ws);
     free(s);
+    kx_heaptrim_soon(loop);   // kubexec/heaptrim.h
 }
 
 // --- upgrade ------------------------------------------------------------------
@@ -933,6 +936,7 @@ void kx_node_portforward(kx_node *n, kx_httpd_req *req, const char *ns, const ch
                       offered ? "\r\n" : "");
     kx_conn_write(s->conn, (const uint8_t *)head, (size_t)hl);
     uv_timer_start(&s->tick, on_tick, kTickMs, kTickMs);
+    kx_heaptrim_soon(n->loop);   // the set-up's freed pages (kubexec/heaptrim.h)
     if (extra_len)
         c_data(s->conn, extra, extra_len);
 }

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "kubexec/conn.h"
+#include "kubexec/heaptrim.h"
 #include "kubexec/http1.h"
 #include "kubexec/util.h"
 #include "kubexec/ws.h"
@@ -63,12 +64,15 @@ static void rcx_maybe_free(kx_rcx *x)
 {
     if (x->conn || !x->timer_closed)
         return;
+    uv_loop_t *loop = x->timer.loop;
     ws_waiting_done(x);
     x->cb.on_closed(x->user);
     kx_rc_free(x->rc);
     kx_wsch_free(x->wsch);
     kx_buf_free(&x->ws_early);
     free(x);
+    // Other sessions' pages are left with holes (kubexec/heaptrim.h).
+    kx_heaptrim_soon(loop);
 }
 
 static void rcx_client_gone(kx_rcx *x)
@@ -94,7 +98,10 @@ static void rc_on_ready(void *user)
     kx_rcx *x = (kx_rcx *)user;
     x->ready = true;
     uv_timer_stop(&x->timer);
+    uv_loop_t *loop = x->timer.loop;
     x->cb.on_ready(x->user);
+    // Set-up done (handshake, head, streams): return its freed pages.
+    kx_heaptrim_soon(loop);
 }
 
 static void rc_on_stdin(void *user, const uint8_t *p, size_t n)
@@ -129,7 +136,9 @@ static void ws_on_ready(void *user)
 {
     kx_rcx *x = (kx_rcx *)user;
     x->ready = true;
+    uv_loop_t *loop = x->timer.loop;
     x->cb.on_ready(x->user);
+    kx_heaptrim_soon(loop);   // as rc_on_ready
 }
 
 static void ws_on_goaway(void *user)

@@ -53,10 +53,13 @@ static int parse_stream_query(kx_httpd_req *req, kx_rcx_request *rq, char ***arg
 {
     char key[64];
     static char val[64 * 1024];
+    // argv lives as long as the session: sized for what the query holds
+    // (grown by doubling, null-terminated throughout), not for kMaxArgs.
     char **argv = nullptr;
-    size_t argc = 0;
+    size_t argc = 0, cap = 0;
     if (argv_out) {
-        argv = (char **)calloc(kMaxArgs + 1, sizeof *argv);
+        cap = 4;
+        argv = (char **)calloc(cap + 1, sizeof *argv);
         if (!argv) {
             kx_httpd_respond_text(req, 500, "out of memory");
             return -1;
@@ -69,6 +72,17 @@ static int parse_stream_query(kx_httpd_req *req, kx_rcx_request *rq, char ***arg
             if (argc == kMaxArgs) {
                 r = -E2BIG;
                 break;
+            }
+            if (argc == cap) {
+                size_t ncap = cap * 2 < kMaxArgs ? cap * 2 : kMaxArgs;
+                char **nv = (char **)realloc(argv, (ncap + 1) * sizeof *argv);
+                if (!nv) {
+                    r = -ENOMEM;
+                    break;
+                }
+                argv = nv;
+                memset(argv + cap, 0, (ncap + 1 - cap) * sizeof *argv);
+                cap = ncap;
             }
             if (!(argv[argc++] = strdup(val))) {
                 r = -ENOMEM;

@@ -598,11 +598,67 @@ static void bad_opts(void **)
     h_free(t);
 }
 
+// ---- the resize parser itself: buffer only for a split object, bounds ----
+
+static void resize_cb_count(void *u, uint16_t w, uint16_t h)
+{
+    char *log = (char *)u;
+    snprintf(log + strlen(log), 256 - strlen(log), "%ux%u;", w, h);
+}
+
+// Feeds n bytes whole (step 0) or in pieces of `step`.
+static void resize_feed_steps(kx_rc_resize_parser *r, const char *p, size_t n, size_t step, char *log)
+{
+    if (step == 0)
+        step = n;
+    for (size_t off = 0; off < n; off += step)
+        kx_rc_resize_feed(r, (const uint8_t *)p + off, n - off < step ? n - off : step,
+                          resize_cb_count, log);
+}
+
+static void resize_parser_memory_and_bounds(void **)
+{
+    // An object of exactly KX_RC_MAX_RESIZE_JSON bytes is parsed, one byte
+    // longer is dropped up to its newline; split or whole, the same answers.
+    static char exact[KX_RC_MAX_RESIZE_JSON + 1], over[KX_RC_MAX_RESIZE_JSON + 2];
+    static const char obj[] = "{\"Width\":3,\"Height\":4";
+    memset(exact, ' ', sizeof exact);
+    memcpy(exact, obj, sizeof obj - 1);
+    exact[KX_RC_MAX_RESIZE_JSON - 1] = '}';
+    exact[KX_RC_MAX_RESIZE_JSON] = '\n';
+    memset(over, ' ', sizeof over);
+    memcpy(over, obj, sizeof obj - 1);
+    over[KX_RC_MAX_RESIZE_JSON] = '}';
+    over[KX_RC_MAX_RESIZE_JSON + 1] = '\n';
+    static const char tail[] = "{\"Width\":5,\"Height\":6}\n";
+    const size_t steps[] = {0, 1, 7, 4095, 4096, 4097};
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        char log[256] = "";
+        kx_rc_resize_parser r = {};
+        resize_feed_steps(&r, exact, sizeof exact, steps[k], log);
+        resize_feed_steps(&r, over, sizeof over, steps[k], log);
+        resize_feed_steps(&r, tail, sizeof tail - 1, steps[k], log);
+        assert_string_equal(log, "3x4;5x6;");
+        // Nothing is held between complete objects.
+        assert_null(r.buf);
+        assert_int_equal(r.len, 0);
+        // A split object is held (and freed by kx_rc_resize_free).
+        resize_feed_steps(&r, tail, 10, 0, log);
+        assert_non_null(r.buf);
+        assert_int_equal(r.len, 10);
+        kx_rc_resize_free(&r);
+        assert_null(r.buf);
+        assert_int_equal(r.len, 0);
+        assert_false(r.skip);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(exec_stdin_cat),
         cmocka_unit_test(exec_tty_resize),
+        cmocka_unit_test(resize_parser_memory_and_bounds),
         cmocka_unit_test(exec_internal_error),
         cmocka_unit_test(finish_inside_ready),
         cmocka_unit_test(early_stdin_is_held_until_ready),
