@@ -38,5 +38,19 @@ else
 fi
 rm -f "$log"
 
+# The CLI as the sanitizer build makes it (Makefile: -Dcli_tls=openssl, the
+# backend the release build does not use) against the release daemons.
+tls=$(meson introspect "$asan" --buildoptions 2>/dev/null |
+    python3 -c 'import json, sys; print(next((o["value"] for o in json.load(sys.stdin) if o["name"] == "cli_tls"), "?"))' 2>/dev/null)
+name="kubexec CLI built with -Dcli_tls=${tls:-?} (ASan): exec, exec -i 1 MiB, cp both ways, session cache"
+if out=$(KUBEXEC_BUILD="$rel" timeout -k 10 300 tests/integration/cli_tls_smoke.sh "$asan/src/cli/kubexec" 2>&1); then
+    echo "ok - $name"
+    passed=$((passed + 1))
+else
+    echo "not ok - $name"
+    printf '%s\n' "$out" | tail -20 | sed 's/^/#   /'
+    failed=$((failed + 1))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

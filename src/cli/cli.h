@@ -63,7 +63,8 @@ int kx_cli_setup(kx_cli *c);
 void kx_cli_tlscache_init(kx_cli *c);      // after c->ssl exists
 // Before the handshake: offer the cached session on conn, if any.
 void kx_cli_tlscache_offer(kx_conn *conn);
-// After the handshake: keep conn's session unless it was a resumption.
+// After the handshake and before closing: keep conn's session (once per
+// run) unless it was a resumption or there is none yet.
 void kx_cli_tlscache_store(kx_conn *conn);
 
 // ---- HTTP over one connection --------------------------------------------------

@@ -264,6 +264,7 @@ void kx_cli_http_close(kx_cli_http *h)
     if (!h)
         return;
     if (h->conn) {
+        kx_cli_tlscache_store(h->conn);
         h->free_on_close = true;
         kx_conn_close(h->conn);
         return;
@@ -320,6 +321,9 @@ int kx_cli_http_do(kx_cli_http *h, const char *method, const char *path, const c
                 h->ended ? "EOF" : strerror(-h->error));
         return 1;
     }
+    // TLS 1.3 tickets (OpenSSL backend) arrive before the first answer.
+    if (h->conn)
+        kx_cli_tlscache_store(h->conn);
     const kx_http_head *hd = kx_http_parser_head(&h->parser);
     resp->status = hd->status;
     resp->head = hd;

@@ -25,6 +25,7 @@
 static const size_t kMaxSessionFile = 8192;
 
 static char g_path[1024];   // "" when the cache is off
+static bool g_stored;       // this run wrote its session already
 
 // mkdir -p with mode 0700 for the parts we create.
 static int mkdirs(char *path)
@@ -44,15 +45,19 @@ static int mkdirs(char *path)
 }
 
 // Writes the session after a full handshake. A resumed handshake keeps the
-// ticket it used (valid until it expires): most runs touch no file.
+// ticket it used (valid until it expires): most runs touch no file. Called
+// when the handshake is done (TLS 1.2, mbedTLS: the ticket came with it),
+// after each answer and before a close (TLS 1.3, OpenSSL: tickets come after
+// the handshake); the first that has a session writes it.
 void kx_cli_tlscache_store(kx_conn *conn)
 {
-    if (!g_path[0] || kx_conn_tls_resumed(conn))
+    if (!g_path[0] || g_stored || kx_conn_tls_resumed(conn))
         return;
     uint8_t buf[8192];
     int n = kx_conn_tls_session_save(conn, buf, sizeof buf);
     if (n <= 0)
         return;
+    g_stored = true;
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.%d", g_path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
