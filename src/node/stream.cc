@@ -100,7 +100,11 @@ static int parse_stream_query(kx_httpd_req *req, kx_rcx_request *rq, char ***arg
     }
     if (r < 0) {
         free_argv(argv);
-        kx_httpd_respond_text(req, 400, r == -E2BIG ? "too many command arguments" : "invalid query parameters");
+        if (r == -ENOMEM)   // ours, not the request's fault
+            kx_httpd_respond_text(req, 500, "out of memory");
+        else
+            kx_httpd_respond_text(req, 400, r == -E2BIG ? "too many command arguments"
+                                                        : "invalid query parameters");
         return -1;
     }
     if (!rq->in && !rq->out && !rq->err) {
