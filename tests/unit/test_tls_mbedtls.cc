@@ -400,6 +400,67 @@ static void context_errors(void **)
     free(bundle);
 }
 
+// An RSA key as PEM (kubeadm's clusters use RSA keys and certificates).
+static char *rsa_key_pem(void)
+{
+    EVP_PKEY *k = EVP_RSA_gen(2048);
+    assert_non_null(k);
+    BIO *b = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_PrivateKey(b, k, nullptr, nullptr, 0, nullptr, nullptr), 1);
+    char *data;
+    long n = BIO_get_mem_data(b, &data);
+    char *out = strndup(data, (size_t)n);
+    BIO_free(b);
+    EVP_PKEY_free(k);
+    return out;
+}
+
+// RSA all the way: a server with an RSA certificate (ECDHE-RSA suites) and
+// a client presenting an RSA certificate (its key matched by modulus and
+// exponent); the key of another RSA certificate is refused.
+static void rsa_server_and_client(void **)
+{
+    char e[256];
+    char *skey = rsa_key_pem(), *ckey = rsa_key_pem(), *scrt = nullptr, *ccrt = nullptr;
+    must(kx_pki_issue(ca, ca_key, skey, "rsa-server", nullptr, "localhost\0" "127.0.0.1\0",
+                      KX_PKI_SERVER, 30, &scrt, e, sizeof e),
+         "rsa server cert");
+    must(kx_pki_issue(ca, ca_key, ckey, "rsa-admin", "system:masters", nullptr, KX_PKI_CLIENT, 30,
+                      &ccrt, e, sizeof e),
+         "rsa client cert");
+    kx_tls_client_pem p = {};
+    p.ca = ca, p.ca_len = strlen(ca);
+    p.cert = ccrt, p.cert_len = strlen(ccrt);
+    p.key = ckey, p.key_len = strlen(ckey);
+    kx_tls_pem_error why;
+    kx_tls_ctx *cctx = kx_tls_client_ctx_pem(&p, &why);
+    assert_non_null(cctx);
+    SSL_CTX *sctx = ossl_server_ctx(scrt, skey, ca);
+    ossl_server s;
+    ossl_server_start(&s, sctx);
+    ossl_client c = {};
+    c.t = kx_tls_new(cctx, false, "127.0.0.1");
+    assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"ping", 4), 0);
+    ossl_pump(&c, &s, 0);
+    assert_int_equal(c.err, 0);
+    assert_true(kx_tls_handshake_done(c.t) && s.done && !s.failed);
+    assert_int_equal(s.in.len, 4);
+    X509 *peer = SSL_get1_peer_certificate(s.ssl);
+    assert_non_null(peer);
+    assert_int_equal(SSL_get_verify_result(s.ssl), X509_V_OK);
+    X509_free(peer);
+    kx_tls_free(c.t);
+    kx_buf_free(&c.in);
+    ossl_server_free(&s);
+    SSL_CTX_free(sctx);
+    kx_tls_ctx_free(cctx);
+    // The RSA client certificate with the server's RSA key.
+    p.key = skey, p.key_len = strlen(skey);
+    assert_null(kx_tls_client_ctx_pem(&p, &why));
+    assert_int_equal(why, KX_TLS_PEM_KEY_MISMATCH);
+    free(skey), free(ckey), free(scrt), free(ccrt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +469,7 @@ int main(void)
         cmocka_unit_test(resumption),
         cmocka_unit_test(garbage_and_limits),
         cmocka_unit_test(context_errors),
+        cmocka_unit_test(rsa_server_and_client),
         cmocka_unit_test(hashes_and_base64),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
