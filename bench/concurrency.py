@@ -222,6 +222,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, a.n * 2 + 100)), hard))
     SPX, root = load_spdyexec()
     DIC = SPX.load_dict(root)
+    print("client\tconcurrency.py (Python asyncio)", flush=True)
     res = asyncio.run(main_async(a))
     for k, v in res.items():
         print("%s\t%s" % (k, ("%.2f" % v) if isinstance(v, float) else v))
