@@ -18,3 +18,10 @@ int kx_random(void *buf, size_t n);
 // Standard padded base64 of n bytes into out (4 * ((n + 2) / 3) characters
 // plus a NUL: size out for that). Returns the length without the NUL.
 size_t kx_base64_encode(const uint8_t *p, size_t n, char *out);
+
+// Base64 decoded exactly as Go's base64.StdEncoding.Decode, which both
+// kubeconfig *-data fields (encoding/json) and the channel.k8s.io base64
+// protocols go through upstream: padding required, '\r' and '\n' skipped
+// anywhere. out needs n / 4 * 3 + 3 bytes. Returns the decoded length, or -1
+// with *bad set to the offset Go names ("illegal base64 data at input byte N").
+long kx_base64_decode(const char *s, size_t n, uint8_t *out, size_t *bad);

@@ -11,6 +11,7 @@
 //      line must exist, then ConfirmUsable again;
 //   3. files referenced by the configuration are read (https only).
 #include "kubeconfig.h"
+#include "kubexec/crypto.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -218,88 +219,6 @@ const char *resolve(arena *a, const char *base, const char *ref)
         return ref;
     char *j = arena_fmt(a, "%s/%s", base, ref);
     return j ? path_clean(a, j) : nullptr;
-}
-
-// ---------------------------------------------------------------------------
-// Base64 exactly as Go's base64.StdEncoding.Decode (which encoding/json uses
-// for []byte): padding required, '\r' and '\n' skipped anywhere, first error
-// reported as "illegal base64 data at input byte N".
-
-int b64val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-// Returns the decoded length, or -1 with *bad = the offending offset.
-long go_b64_decode(const char *s, size_t n, uint8_t *out, size_t *bad)
-{
-    size_t si = 0, w = 0;
-    for (;;) {
-        int q[4];
-        int j = 0;
-        bool end = false;
-        while (j < 4) {
-            if (si == n) {
-                if (j == 0)
-                    return (long)w;
-                *bad = si - (size_t)j;
-                return -1;
-            }
-            unsigned char c = (unsigned char)s[si++];
-            if (c == '\n' || c == '\r')
-                continue;
-            int v = b64val(c);
-            if (v >= 0) {
-                q[j++] = v;
-                continue;
-            }
-            if (c != '=' || j < 2) {
-                *bad = si - 1;
-                return -1;
-            }
-            if (j == 2) {
-                while (si < n && (s[si] == '\n' || s[si] == '\r'))
-                    si++;
-                if (si == n) {
-                    *bad = n;
-                    return -1;
-                }
-                if (s[si] != '=') {
-                    *bad = si - 1;
-                    return -1;
-                }
-                si++;
-            }
-            while (si < n && (s[si] == '\n' || s[si] == '\r'))
-                si++;
-            if (si < n) {
-                *bad = si;
-                return -1;
-            }
-            end = true;
-            break;
-        }
-        uint32_t v = 0;
-        for (int i = 0; i < j; i++)
-            v |= (uint32_t)q[i] << (18 - 6 * i);
-        out[w++] = (uint8_t)(v >> 16);
-        if (j > 2)
-            out[w++] = (uint8_t)(v >> 8);
-        if (j > 3)
-            out[w++] = (uint8_t)v;
-        if (end)
-            return (long)w;
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -627,7 +546,7 @@ blob get_bytes(pctx *c, const yaml_node_t *m, const char *key, const char *strct
         pfail(c, nullptr);
         return blob{};
     }
-    long got = go_b64_decode((const char *)v->data.scalar.value, n, out, &bad);
+    long got = kx_base64_decode((const char *)v->data.scalar.value, n, out, &bad);
     if (got < 0) {
         pfail(c, arena_fmt(c->a, "illegal base64 data at input byte %zu", bad));
         return blob{};

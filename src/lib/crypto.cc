@@ -39,3 +39,83 @@ size_t kx_base64_encode(const uint8_t *p, size_t n, char *out)
     out[o] = '\0';
     return o;
 }
+
+// Base64 exactly as Go's base64.StdEncoding.Decode (which encoding/json uses
+// for []byte): padding required, '\r' and '\n' skipped anywhere, first error
+// reported as "illegal base64 data at input byte N".
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+long kx_base64_decode(const char *s, size_t n, uint8_t *out, size_t *bad)
+{
+    size_t si = 0, w = 0;
+    for (;;) {
+        int q[4];
+        int j = 0;
+        bool end = false;
+        while (j < 4) {
+            if (si == n) {
+                if (j == 0)
+                    return (long)w;
+                *bad = si - (size_t)j;
+                return -1;
+            }
+            unsigned char c = (unsigned char)s[si++];
+            if (c == '\n' || c == '\r')
+                continue;
+            int v = b64val(c);
+            if (v >= 0) {
+                q[j++] = v;
+                continue;
+            }
+            if (c != '=' || j < 2) {
+                *bad = si - 1;
+                return -1;
+            }
+            if (j == 2) {
+                while (si < n && (s[si] == '\n' || s[si] == '\r'))
+                    si++;
+                if (si == n) {
+                    *bad = n;
+                    return -1;
+                }
+                if (s[si] != '=') {
+                    *bad = si - 1;
+                    return -1;
+                }
+                si++;
+            }
+            while (si < n && (s[si] == '\n' || s[si] == '\r'))
+                si++;
+            if (si < n) {
+                *bad = si;
+                return -1;
+            }
+            end = true;
+            break;
+        }
+        uint32_t v = 0;
+        for (int i = 0; i < j; i++)
+            v |= (uint32_t)q[i] << (18 - 6 * i);
+        out[w++] = (uint8_t)(v >> 16);
+        if (j > 2)
+            out[w++] = (uint8_t)(v >> 8);
+        if (j > 3)
+            out[w++] = (uint8_t)v;
+        if (end)
+            return (long)w;
+    }
+}

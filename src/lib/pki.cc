@@ -4,6 +4,7 @@
 // serials, notBefore one hour in the past (clock skew between the API server
 // and nodes must not make a fresh certificate "not yet valid").
 #include "kubexec/pki.h"
+#include "kubexec/crypto.h"
 #include "kubexec/util.h"
 
 #include <arpa/inet.h>
@@ -534,20 +535,12 @@ int kx_pki_write_file(const char *path, const char *data, int mode)
 int kx_base64(const void *data, size_t len, char **out)
 {
     *out = nullptr;
-    if (len > (size_t)INT_MAX / 4 * 3 - 3)
+    if (len > SIZE_MAX / 4 * 3 - 3)
         return -EMSGSIZE;
-    size_t olen = 4 * ((len + 2) / 3);
-    char *s = static_cast<char *>(malloc(olen + 1));
+    char *s = static_cast<char *>(malloc(4 * ((len + 2) / 3) + 1));
     if (!s)
         return -ENOMEM;
-    int n = len ? EVP_EncodeBlock(reinterpret_cast<unsigned char *>(s),
-                                  static_cast<const unsigned char *>(data), (int)len)
-                : 0;
-    if (n < 0 || (size_t)n != olen) {
-        free(s);
-        return -EIO;
-    }
-    s[n] = '\0';
+    kx_base64_encode(static_cast<const uint8_t *>(data), len, s);
     *out = s;
     return 0;
 }

@@ -59,66 +59,6 @@ const char *kx_wsch_supported(void)
            "v2.channel.k8s.io, channel.k8s.io, base64.channel.k8s.io";
 }
 
-// ---- base64 --------------------------------------------------------------------
-
-static int b64val(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-// Standard padded base64 (Go's StdEncoding: CR/LF are skipped) into out
-// (capacity >= n / 4 * 3 + 3). Returns the decoded length or -EILSEQ.
-static long b64_decode(const uint8_t *p, size_t n, uint8_t *out)
-{
-    uint32_t acc = 0;
-    int q = 0, pad = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        if (c == '\r' || c == '\n')
-            continue;
-        if (c == '=') {
-            if (q < 2)
-                return -EILSEQ;
-            pad++;
-            acc <<= 6;
-            q++;
-        } else {
-            int v = b64val(c);
-            if (v < 0 || pad)
-                return -EILSEQ;
-            acc = (acc << 6) | (uint32_t)v;
-            q++;
-        }
-        if (q == 4) {
-            out[o++] = (uint8_t)(acc >> 16);
-            if (pad < 2)
-                out[o++] = (uint8_t)(acc >> 8);
-            if (pad < 1)
-                out[o++] = (uint8_t)acc;
-            if (pad && i + 1 < n) {
-                // Nothing but line breaks may follow the padding.
-                for (size_t k = i + 1; k < n; k++)
-                    if (p[k] != '\r' && p[k] != '\n')
-                        return -EILSEQ;
-            }
-            acc = 0;
-            q = 0;
-        }
-    }
-    return q == 0 ? (long)o : -EILSEQ;
-}
-
 static int scratch_reserve(kx_wsch_session *s, size_t n)
 {
     if (s->scratch.cap >= n)
@@ -240,7 +180,10 @@ static void ws_on_message(void *user, int, const uint8_t *p, size_t n)
             set_err(s, KX_WS_INTERNAL, -ENOMEM);
             return;
         }
-        long dl = b64_decode(p + 1, n - 1, s->scratch.data);
+        size_t bad;
+        long dl = kx_base64_decode((const char *)p + 1, n - 1, s->scratch.data, &bad);
+        if (dl < 0)
+            dl = -EILSEQ;
         if (dl < 0) {
             set_err(s, KX_WS_INVALID_DATA, -EILSEQ);
             return;
