@@ -655,6 +655,74 @@ static void client_context_remembers_sessions(void **)
     kx_tls_ctx_free(cctx);
 }
 
+// The usual end of an exec: one side hangs up without a close_notify from
+// the other. The session stays resumable on both ends (the server keeps it
+// in memory: no ticket), in TLS 1.3 and in TLS 1.2 (the CLI's mbedTLS).
+// A connection that ended on a fatal error leaves nothing to resume.
+static void unclean_end_keeps_the_session(void **)
+{
+    char err[256];
+    for (int v12 = 0; v12 < 2; v12++) {
+        kx_tls_ctx *sctx = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, KX_TLS_REQUIRE_CLIENT_CERT,
+                                             err, sizeof err);
+        kx_tls_ctx *cctx = kx_tls_client_ctx(ca_crt, cli_crt, cli_key, err, sizeof err);
+        assert_non_null(sctx);
+        assert_non_null(cctx);
+        if (v12)
+            SSL_CTX_set_max_proto_version(ossl(cctx), TLS1_2_VERSION);
+        for (int round = 0; round < 3; round++) {
+            peer c, s;
+            memset(&c, 0, sizeof c);
+            memset(&s, 0, sizeof s);
+            c.t = kx_tls_new(cctx, false, "localhost");
+            s.t = kx_tls_new(sctx, true, nullptr);
+            pump(&c, &s, 0);
+            assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"a", 1), 0);
+            assert_int_equal(kx_tls_write(s.t, (const uint8_t *)"b", 1), 0);
+            pump(&c, &s, 0);
+            assert_int_equal(c.err, 0);
+            assert_int_equal(s.err, 0);
+            assert_int_equal(kx_tls_session_reused(c.t), round > 0);
+            assert_int_equal(kx_tls_session_reused(s.t), round > 0);
+            char cn[128], orgs[256];
+            assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, sizeof orgs), 0);
+            assert_string_equal(cn, "admin");
+            peer_free(&c); // no close_notify either way
+            peer_free(&s);
+        }
+        // A record that fails to decrypt is fatal on the server: its
+        // session goes, and the next connection is a full handshake.
+        peer c, s;
+        memset(&c, 0, sizeof c);
+        memset(&s, 0, sizeof s);
+        c.t = kx_tls_new(cctx, false, "localhost");
+        s.t = kx_tls_new(sctx, true, nullptr);
+        pump(&c, &s, 0);
+        assert_true(kx_tls_session_reused(s.t));
+        assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"abc", 3), 0);
+        uint8_t rec[256];
+        int n = kx_tls_take(c.t, rec, sizeof rec);
+        assert_true(n > 8);
+        rec[n - 1] ^= 1;
+        assert_true(kx_tls_feed(s.t, rec, (size_t)n) < 0 || kx_tls_read(s.t, rec, sizeof rec) < 0);
+        peer_free(&c);
+        peer_free(&s);
+        kx_tls_ctx *fresh = kx_tls_client_ctx(ca_crt, cli_crt, cli_key, err, sizeof err);
+        memset(&c, 0, sizeof c);
+        memset(&s, 0, sizeof s);
+        c.t = kx_tls_new(cctx, false, "localhost");
+        s.t = kx_tls_new(sctx, true, nullptr);
+        pump(&c, &s, 0);
+        assert_int_equal(c.err, 0);
+        assert_false(kx_tls_session_reused(s.t));
+        peer_free(&c);
+        peer_free(&s);
+        kx_tls_ctx_free(fresh);
+        kx_tls_ctx_free(sctx);
+        kx_tls_ctx_free(cctx);
+    }
+}
+
 static void garbage_and_limits(void **)
 {
     peer c, s;
@@ -725,6 +793,7 @@ int main(void)
         cmocka_unit_test(optional_and_no_client_cert),
         cmocka_unit_test(resumption),
         cmocka_unit_test(client_context_remembers_sessions),
+        cmocka_unit_test(unclean_end_keeps_the_session),
         cmocka_unit_test(hashes_and_base64),
         cmocka_unit_test(garbage_and_limits),
         cmocka_unit_test(context_errors),
