@@ -91,6 +91,12 @@ kx_tls_ctx *kx_tls_client_ctx_pem(const kx_tls_client_pem *p, kx_tls_pem_error *
 
 void kx_tls_ctx_free(kx_tls_ctx *ctx);
 
+// mbedTLS backend: a connection that has moved `bytes` of plaintext (1 MiB
+// by default) has its records protected by OpenSSL's libcrypto from then on,
+// loaded at that moment, for its speed (see src/lib/tls_records.h); 0 = as
+// soon as possible, SIZE_MAX = never. The OpenSSL backend ignores it.
+void kx_tls_ctx_bulk_after(kx_tls_ctx *ctx, size_t bytes);
+
 struct kx_tls;
 
 // A connection over ctx (the ctx must outlive it with mbedTLS; OpenSSL
@@ -137,6 +143,8 @@ int kx_tls_session_save(const kx_tls *t, uint8_t *buf, size_t cap);
 int kx_tls_set_session(kx_tls *t, const uint8_t *p, size_t n);
 // Whether the handshake resumed an earlier session.
 bool kx_tls_session_reused(const kx_tls *t);
+// Whether libcrypto protects t's records now (kx_tls_ctx_bulk_after).
+bool kx_tls_bulk_records(const kx_tls *t);
 
 // Queues close_notify (after any queued plaintext). Later writes fail with
 // -EPIPE. 0, or -ENOTCONN before the handshake completed (nothing to close

@@ -370,6 +370,11 @@ fail:
     return nullptr;
 }
 
+void kx_tls_ctx_bulk_after(kx_tls_ctx *, size_t)
+{
+    // OpenSSL's own records are already fast.
+}
+
 void kx_tls_ctx_free(kx_tls_ctx *ctx)
 {
     SSL_CTX_free(octx(ctx));
@@ -786,6 +791,11 @@ int kx_tls_session_save(const kx_tls *t, uint8_t *buf, size_t cap)
         return -EMSGSIZE;
     unsigned char *q = buf;
     return i2d_SSL_SESSION(sess, &q);
+}
+
+bool kx_tls_bulk_records(const kx_tls *)
+{
+    return false;
 }
 
 bool kx_tls_session_reused(const kx_tls *t)

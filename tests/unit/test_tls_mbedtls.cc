@@ -279,6 +279,215 @@ static void resumption(void **)
     kx_tls_ctx_free(cctx);
 }
 
+// Reads everything readable with the read sizes cycling through 1..2999
+// (so mbedTLS often holds plaintext back when the hand-over is considered).
+static void drain_odd(ossl_client *c, size_t *turn)
+{
+    static uint8_t buf[3000];
+    while (!c->err && !c->eof) {
+        size_t cap = 1 + (*turn)++ * 7919 % 2999;
+        int n = kx_tls_read(c->t, buf, cap);
+        if (n > 0) {
+            assert_int_equal(kx_buf_append(&c->in, buf, (size_t)n, 64u << 20), 0);
+            continue;
+        }
+        if (n == KX_TLS_EOF)
+            c->eof = true;
+        else if (n < 0)
+            c->err = n;
+        return;
+    }
+}
+
+// One round of moving ciphertext both ways in `piece`-byte pieces.
+static size_t move_once(conn *k, size_t piece, size_t *turn)
+{
+    static uint8_t buf[70000];
+    size_t moved = 0;
+    int n;
+    while ((n = kx_tls_take(k->c.t, buf, piece ? piece : sizeof buf)) > 0) {
+        moved += (size_t)n;
+        assert_int_equal(BIO_write(k->s.rbio, buf, n), n);
+        ossl_server_step(&k->s);
+    }
+    while ((n = BIO_read(k->s.wbio, buf, (int)(piece ? piece : sizeof buf))) > 0) {
+        moved += (size_t)n;
+        if (kx_tls_feed(k->c.t, buf, (size_t)n) < 0 && !k->c.err)
+            k->c.err = -EPROTO;
+        drain_odd(&k->c, turn);
+    }
+    drain_odd(&k->c, turn);
+    return moved;
+}
+
+static void settle(conn *k, size_t piece, size_t *turn)
+{
+    for (int i = 0; i < 100000; i++)
+        if (move_once(k, piece, turn) == 0)
+            return;
+    fail_msg("did not settle");
+}
+
+// Bulk records: after bulk_after bytes the client's records go through
+// libcrypto (tls_records.cc) instead of mbedTLS, mid-stream, wherever the
+// threshold falls -- the OpenSSL server must not notice: every byte arrives
+// both ways in order, in any pieces, and close_notify still works both ways.
+// Below the threshold, or with a ChaCha20 suite, mbedTLS carries on.
+static void bulk_records_hand_over_mid_stream(void **)
+{
+    struct {
+        size_t after, piece;
+        const char *suite; // server's TLS 1.2 cipher list (null: default)
+        bool want_fast;
+    } cases[] = {
+        {0, 0, nullptr, true},          {1, 7, nullptr, true},
+        {5000, 1000, nullptr, true},    {70001, 0, nullptr, true},
+        // Crossed while reading the server's first chunk: mid-record.
+        {33456, 0, nullptr, true},      {33457, 7, nullptr, true},
+        {1, 0, "ECDHE-ECDSA-AES256-GCM-SHA384", true},
+        {1, 0, "ECDHE-ECDSA-CHACHA20-POLY1305", false},
+        {SIZE_MAX, 0, nullptr, false},
+    };
+    const size_t total = 300000, chunk = 23456;
+    uint8_t *up = pattern(total, 3), *down = pattern(total, 4);
+    for (auto &tc : cases) {
+        kx_tls_ctx *cctx = client_ctx(ca, true);
+        kx_tls_ctx_bulk_after(cctx, tc.after);
+        conn k;
+        conn_open(&k, cctx, "127.0.0.1");
+        if (tc.suite)
+            assert_int_equal(SSL_set_cipher_list(k.s.ssl, tc.suite), 1);
+        size_t turn = 0;
+        settle(&k, tc.piece, &turn);
+        assert_true(kx_tls_handshake_done(k.c.t));
+        // Interleaved chunks each way, settling in between.
+        for (size_t off = 0; off < total; off += chunk) {
+            size_t n = total - off < chunk ? total - off : chunk;
+            assert_int_equal(kx_tls_write(k.c.t, up + off, n), 0);
+            size_t w = 0;
+            assert_int_equal(SSL_write_ex(k.s.ssl, down + off, n, &w), 1);
+            settle(&k, tc.piece, &turn);
+            assert_int_equal(k.c.err, 0);
+            assert_false(k.s.failed);
+        }
+        assert_int_equal(k.s.in.len, total);
+        assert_memory_equal(k.s.in.data, up, total);
+        assert_int_equal(k.c.in.len, total);
+        assert_memory_equal(k.c.in.data, down, total);
+        assert_int_equal(kx_tls_bulk_records(k.c.t), tc.want_fast);
+        // A server's renegotiation request is declined with a warning (as
+        // mbedTLS does); OpenSSL takes that as the end (handshake_failure).
+        if (tc.want_fast && tc.after == 1 && !tc.suite) {
+            assert_int_equal(SSL_renegotiate(k.s.ssl), 1);
+            SSL_do_handshake(k.s.ssl);
+            ERR_clear_error();
+            settle(&k, tc.piece, &turn);
+            assert_true(k.s.failed);
+            assert_int_equal(ERR_GET_REASON(ERR_peek_last_error()), SSL_R_NO_RENEGOTIATION);
+            assert_int_equal(k.c.err, -EPROTO);
+            assert_non_null(strstr(kx_tls_error(k.c.t), "alert 40"));
+            conn_close(&k);
+            kx_tls_ctx_free(cctx);
+            continue;
+        }
+        // close_notify both ways.
+        assert_int_equal(kx_tls_close(k.c.t), 0);
+        assert_int_equal(kx_tls_write(k.c.t, up, 1), -EPIPE);
+        settle(&k, tc.piece, &turn);
+        assert_true(k.s.eof);
+        SSL_shutdown(k.s.ssl);
+        settle(&k, tc.piece, &turn);
+        assert_true(k.c.eof);
+        uint8_t b[8];
+        assert_int_equal(kx_tls_read(k.c.t, b, sizeof b), KX_TLS_EOF);
+        conn_close(&k);
+        kx_tls_ctx_free(cctx);
+    }
+    free(up);
+    free(down);
+}
+
+// The threshold crossed by a write while mbedTLS holds half a record from
+// the server: the hand-over waits for the record's end (else the rest of it
+// would be parsed as a new record).
+static void bulk_records_wait_for_a_whole_record(void **)
+{
+    kx_tls_ctx *cctx = client_ctx(ca, true);
+    kx_tls_ctx_bulk_after(cctx, 1000);
+    conn k;
+    conn_open(&k, cctx, "127.0.0.1");
+    size_t turn = 0;
+    settle(&k, 0, &turn);
+    size_t w = 0;
+    assert_int_equal(SSL_write_ex(k.s.ssl, "first record", 12, &w), 1);
+    uint8_t rec[512];
+    int n = BIO_read(k.s.wbio, rec, sizeof rec);
+    assert_true(n > 20);
+    assert_int_equal(kx_tls_feed(k.c.t, rec, 10), 0);
+    uint8_t b[64];
+    assert_int_equal(kx_tls_read(k.c.t, b, sizeof b), 0); // mbedTLS took 10 bytes
+    uint8_t *up = pattern(5000, 5);
+    assert_int_equal(kx_tls_write(k.c.t, up, 5000), 0);
+    assert_false(kx_tls_bulk_records(k.c.t));
+    assert_int_equal(kx_tls_feed(k.c.t, rec + 10, (size_t)n - 10), 0);
+    assert_int_equal(kx_tls_read(k.c.t, b, sizeof b), 12);
+    assert_memory_equal(b, "first record", 12);
+    assert_int_equal(kx_tls_write(k.c.t, up, 5000), 0);
+    assert_true(kx_tls_bulk_records(k.c.t));
+    assert_int_equal(SSL_write_ex(k.s.ssl, "second", 6, &w), 1);
+    settle(&k, 0, &turn);
+    assert_int_equal(k.c.err, 0);
+    assert_int_equal(k.c.in.len, 6);
+    assert_memory_equal(k.c.in.data, "second", 6);
+    assert_int_equal(k.s.in.len, 10000);
+    assert_memory_equal(k.s.in.data + 5000, up, 5000);
+    free(up);
+    conn_close(&k);
+    kx_tls_ctx_free(cctx);
+}
+
+// After the hand-over a record that does not verify is fatal: the client
+// says why, and its alert ends the server's side too. A record whose
+// header announces more than TLS allows is refused before any decryption.
+static void bulk_records_refuse_tampering(void **)
+{
+    for (int what = 0; what < 2; what++) {
+        kx_tls_ctx *cctx = client_ctx(ca, true);
+        kx_tls_ctx_bulk_after(cctx, 0);
+        conn k;
+        conn_open(&k, cctx, "127.0.0.1");
+        size_t turn = 0;
+        assert_int_equal(kx_tls_write(k.c.t, (const uint8_t *)"hello", 5), 0);
+        settle(&k, 0, &turn);
+        assert_int_equal(kx_tls_write(k.c.t, (const uint8_t *)"again", 5), 0);
+        settle(&k, 0, &turn);
+        assert_true(kx_tls_bulk_records(k.c.t));
+        assert_int_equal(k.s.in.len, 10);
+        size_t w = 0;
+        assert_int_equal(SSL_write_ex(k.s.ssl, "secret", 6, &w), 1);
+        uint8_t rec[512];
+        int n = BIO_read(k.s.wbio, rec, sizeof rec);
+        assert_true(n > 5 + 8 + 16);
+        if (what == 0)
+            rec[n - 3] ^= 0x20; // inside the tag
+        else
+            rec[3] = 0x50;      // length 0x50xx > 2^14 + 2048
+        assert_int_equal(kx_tls_feed(k.c.t, rec, (size_t)n), 0);
+        uint8_t b[64];
+        assert_int_equal(kx_tls_read(k.c.t, b, sizeof b), -EPROTO);
+        assert_non_null(strstr(kx_tls_error(k.c.t), what == 0 ? "bad record MAC" : "malformed"));
+        assert_int_equal(kx_tls_read(k.c.t, b, sizeof b), -EPROTO); // sticky
+        assert_int_equal(kx_tls_write(k.c.t, b, 1), -EPROTO);
+        n = kx_tls_take(k.c.t, rec, sizeof rec);
+        assert_true(n > 0);
+        assert_int_equal(BIO_write(k.s.rbio, rec, n), n);
+        ossl_server_step(&k.s);
+        assert_true(k.s.failed);
+        conn_close(&k);
+        kx_tls_ctx_free(cctx);
+    }
+}
+
 static void garbage_and_limits(void **)
 {
     kx_tls_ctx *cctx = client_ctx(ca, false);
@@ -467,6 +676,9 @@ int main(void)
         cmocka_unit_test(handshake_data_close_in_any_pieces),
         cmocka_unit_test(verification_failures),
         cmocka_unit_test(resumption),
+        cmocka_unit_test(bulk_records_hand_over_mid_stream),
+        cmocka_unit_test(bulk_records_wait_for_a_whole_record),
+        cmocka_unit_test(bulk_records_refuse_tampering),
         cmocka_unit_test(garbage_and_limits),
         cmocka_unit_test(context_errors),
         cmocka_unit_test(rsa_server_and_client),
