@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kubexec/labels.h"
 #include "kubexec/pki.h"
 #include "kubexec/util.h"
 #include "registry.h"
@@ -847,6 +848,44 @@ static int parse_field_selector(const char *query, pod_filter *f, char *why, siz
     return 0;
 }
 
+// ?labelSelector=: *out is null when there is none (everything matches),
+// else a parsed selector the caller frees. Returns false, or true when it
+// answered instead (400 with upstream's words for a bad selector, 500 out of
+// memory; *rc is then what the handler returns).
+static bool label_selector(const kx_api_request *req, kx_lsel **out, kx_api_response *resp,
+                           int *rc)
+{
+    *out = nullptr;
+    if (!req->query)
+        return false;
+    // A value is never longer than the query that carries it.
+    size_t cap = strlen(req->query) + 1;
+    char *text = static_cast<char *>(malloc(cap));
+    kx_lsel *sel = static_cast<kx_lsel *>(malloc(sizeof *sel));
+    bool answered = false;
+    char why[600];
+    if (!text || !sel) {
+        *rc = st_internal(resp, "out of memory");
+        answered = true;
+    } else if (query_get(req->query, "labelSelector", text, cap) && text[0]) {
+        if (kx_lsel_parse(text, sel, why, sizeof why) < 0) {
+            *rc = st_bad_request(resp, "%s", why);
+            answered = true;
+        } else if (sel->n) {
+            *out = sel;
+        }
+    }
+    if (!*out)
+        free(sel);
+    free(text);
+    return answered;
+}
+
+static bool labels_match(const kx_lsel *sel, json_object *obj)
+{
+    return !sel || kx_lsel_match(sel, get_obj(get_obj(obj, "metadata"), "labels"));
+}
+
 static bool pod_matches(const kx_reg_pod *p, const char *ns, const pod_filter *f)
 {
     return (!ns || strcmp(p->ns, ns) == 0) && (!f->has_ns || strcmp(p->ns, f->ns) == 0) &&
@@ -965,6 +1004,10 @@ static int h_pods_list(kx_api *a, const kx_api_request *req, const char *ns, uin
     char why[512];
     if (parse_field_selector(req->query, &f, why, sizeof why))
         return st_bad_request(resp, "%s", why);
+    kx_lsel *sel;
+    int rc;
+    if (label_selector(req, &sel, resp, &rc))
+        return rc;
     jb b{};
     json_object *o;
     if (wants_table(req)) {
@@ -983,7 +1026,7 @@ static int h_pods_list(kx_api *a, const kx_api_request *req, const char *ns, uin
         column(&b, cols, "Nominated Node", "string", "", "nominatedNodeName is set only when this pod preempts other pods on the node.", 1);
         column(&b, cols, "Readiness Gates", "string", "", "If specified, all readiness gates will be evaluated for pod readiness.", 1);
         for (size_t i = 0; i < a->reg.n_pods && !b.oom; i++)
-            if (pod_matches(&a->reg.pods[i], ns, &f))
+            if (pod_matches(&a->reg.pods[i], ns, &f) && labels_match(sel, a->reg.pods[i].obj))
                 pod_row(&b, rows, &a->reg.pods[i], now_ms);
     } else {
         o = json_object_new_object();
@@ -992,9 +1035,10 @@ static int h_pods_list(kx_api *a, const kx_api_request *req, const char *ns, uin
         list_meta(&b, o, a->reg.rv);
         json_object *items = jarr(&b, o, "items");
         for (size_t i = 0; i < a->reg.n_pods && !b.oom; i++)
-            if (pod_matches(&a->reg.pods[i], ns, &f))
+            if (pod_matches(&a->reg.pods[i], ns, &f) && labels_match(sel, a->reg.pods[i].obj))
                 jref(&b, items, nullptr, a->reg.pods[i].obj);
     }
+    free(sel);
     return resp_json(resp, 200, o, &b);
 }
 
@@ -1043,6 +1087,10 @@ static int h_nodes(kx_api *a, const kx_api_request *req, const char *name, uint6
     kx_reg_node *one = nullptr;
     if (name && !(one = kx_registry_node_find(&a->reg, name)))
         return st_obj_not_found(resp, "nodes", name);
+    kx_lsel *sel = nullptr;
+    int rc;
+    if (!one && label_selector(req, &sel, resp, &rc))
+        return rc;
     jb b{};
     json_object *o;
     if (wants_table(req)) {
@@ -1050,7 +1098,7 @@ static int h_nodes(kx_api *a, const kx_api_request *req, const char *name, uint6
         o = table_new(&b, a->reg.rv, &cols, &rows);
         node_columns(&b, cols);
         for (size_t i = 0; i < a->reg.n_nodes && !b.oom; i++)
-            if (!one || one == &a->reg.nodes[i])
+            if ((!one || one == &a->reg.nodes[i]) && labels_match(sel, a->reg.nodes[i].obj))
                 node_row(&b, rows, &a->reg.nodes[i], now_ms);
     } else if (one) {
         o = json_object_get(one->obj);
@@ -1061,8 +1109,10 @@ static int h_nodes(kx_api *a, const kx_api_request *req, const char *name, uint6
         list_meta(&b, o, a->reg.rv);
         json_object *items = jarr(&b, o, "items");
         for (size_t i = 0; i < a->reg.n_nodes && !b.oom; i++)
-            jref(&b, items, nullptr, a->reg.nodes[i].obj);
+            if (labels_match(sel, a->reg.nodes[i].obj))
+                jref(&b, items, nullptr, a->reg.nodes[i].obj);
     }
+    free(sel);
     return resp_json(resp, 200, o, &b);
 }
 

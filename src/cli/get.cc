@@ -18,9 +18,10 @@
 //     something else, emitted by libyaml (go-yaml v2 is a port of it, so line
 //     folding at 80 columns and the quoting fallbacks are the same);
 //   - -o name prints kind/name.
-// -l is sent to the server as labelSelector (as kubectl does) AND applied
-// here, because kubexec-apiserver ignores labelSelector: a server that
-// filters makes the second pass a no-op.
+// -l is checked here first (kubexec/labels.h: a malformed selector is
+// reported without asking), sent as labelSelector as kubectl does, and applied
+// again to the answer: a no-op against a server that filters (ours does), the
+// right answer from one that does not.
 #include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
@@ -32,6 +33,7 @@
 #include <yaml.h>
 
 #include "cli.h"
+#include "kubexec/labels.h"
 
 // ---- Output buffer -------------------------------------------------------------
 
@@ -849,240 +851,6 @@ static const char *jstr(json_object *o, const char *k)
     return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : nullptr;
 }
 
-// ---- Label selectors (k8s.io/apimachinery/pkg/labels) --------------------------------
-
-enum sel_op { SEL_EXISTS, SEL_NOT_EXISTS, SEL_EQ, SEL_NEQ, SEL_IN, SEL_NOTIN, SEL_GT, SEL_LT };
-
-#define SEL_MAX_REQS 64
-#define SEL_MAX_VALS 64
-#define SEL_MAX_LEN 4096
-
-struct sel_req {
-    const char *key;
-    sel_op op;
-    const char *vals[SEL_MAX_VALS];
-    size_t nvals;
-    long long num;
-};
-
-struct lsel {
-    sel_req reqs[SEL_MAX_REQS];
-    size_t n;
-    char pool[2 * SEL_MAX_LEN + 2];   // token texts, NUL-separated
-    size_t used;
-};
-
-enum tok_kind { T_EOS, T_IDENT, T_NOT, T_EQ, T_DEQ, T_NEQ, T_GT, T_LT, T_OPEN, T_CLOSE, T_COMMA,
-                T_IN, T_NOTIN };
-
-struct lexer {
-    const char *s;
-    size_t pos;
-    lsel *sel;
-};
-
-static bool sel_special(char c)
-{
-    return c == '=' || c == '!' || c == '(' || c == ')' || c == ',' || c == '>' || c == '<';
-}
-
-// Next token; *text is its spelling (in the pool).
-static tok_kind lex(lexer *l, const char **text)
-{
-    const char *s = l->s;
-    while (s[l->pos] && isspace((unsigned char)s[l->pos]))
-        l->pos++;
-    size_t start = l->pos;
-    tok_kind k;
-    char c = s[l->pos];
-    if (!c) {
-        *text = "";
-        return T_EOS;
-    }
-    if (sel_special(c)) {
-        char n = s[l->pos + 1];
-        if (c == '!' && n == '=')
-            k = T_NEQ, l->pos += 2;
-        else if (c == '=' && n == '=')
-            k = T_DEQ, l->pos += 2;
-        else {
-            l->pos++;
-            k = c == '!' ? T_NOT : c == '=' ? T_EQ : c == '(' ? T_OPEN : c == ')' ? T_CLOSE
-                : c == ',' ? T_COMMA : c == '>' ? T_GT : T_LT;
-        }
-    } else {
-        while (s[l->pos] && !isspace((unsigned char)s[l->pos]) && !sel_special(s[l->pos]))
-            l->pos++;
-        k = T_IDENT;
-    }
-    size_t len = l->pos - start;
-    lsel *sel = l->sel;
-    char *t = sel->pool + sel->used;
-    memcpy(t, s + start, len);
-    t[len] = '\0';
-    sel->used += len + 1;
-    *text = t;
-    if (k == T_IDENT && strcmp(t, "in") == 0)
-        k = T_IN;
-    else if (k == T_IDENT && strcmp(t, "notin") == 0)
-        k = T_NOTIN;
-    return k;
-}
-
-static tok_kind peek(lexer *l)
-{
-    lexer copy = *l;
-    size_t used = l->sel->used;
-    const char *t;
-    tok_kind k = lex(&copy, &t);
-    l->sel->used = used;
-    return k;
-}
-
-static int sel_fail(const char *sel, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int sel_fail(const char *sel, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "error: unable to parse label selector \"%s\": unable to parse requirement: %s\n",
-            sel, msg);
-    return 1;
-}
-
-// Parses s; 0 or 1 after printing why.
-static int sel_parse(const char *s, lsel *sel)
-{
-    sel->n = 0;
-    sel->used = 0;
-    if (strlen(s) > SEL_MAX_LEN)
-        return kx_cli_err("label selector longer than %d bytes", SEL_MAX_LEN);
-    lexer l = {s, 0, sel};
-    const char *t;
-    if (peek(&l) == T_EOS)
-        return 0;
-    for (;;) {
-        if (sel->n >= SEL_MAX_REQS)
-            return kx_cli_err("label selector with more than %d requirements", SEL_MAX_REQS);
-        sel_req *r = &sel->reqs[sel->n];
-        memset(r, 0, sizeof *r);
-        tok_kind k = lex(&l, &t);
-        bool not_exists = false;
-        if (k == T_NOT) {
-            not_exists = true;
-            k = lex(&l, &t);
-        }
-        if (k != T_IDENT)
-            return sel_fail(s, "found '%s', expected: !, identifier", t);
-        r->key = t;
-        tok_kind next = peek(&l);
-        if (next == T_EOS || next == T_COMMA) {
-            r->op = not_exists ? SEL_NOT_EXISTS : SEL_EXISTS;
-        } else if (not_exists) {
-            return sel_fail(s, "found '%s', expected: ',' or 'end of string'", t);
-        } else {
-            k = lex(&l, &t);
-            switch (k) {
-            case T_EQ:
-            case T_DEQ:
-            case T_NEQ: {
-                r->op = k == T_NEQ ? SEL_NEQ : SEL_EQ;
-                tok_kind vk = peek(&l);
-                if (vk == T_EOS || vk == T_COMMA) {
-                    r->vals[r->nvals++] = "";
-                } else {
-                    vk = lex(&l, &t);
-                    if (vk != T_IDENT && vk != T_IN && vk != T_NOTIN)
-                        return sel_fail(s, "found '%s', expected: identifier", t);
-                    r->vals[r->nvals++] = t;
-                }
-                break;
-            }
-            case T_IN:
-            case T_NOTIN: {
-                r->op = k == T_IN ? SEL_IN : SEL_NOTIN;
-                if (lex(&l, &t) != T_OPEN)
-                    return sel_fail(s, "found '%s', expected: '('", t);
-                bool want_value = true;
-                for (;;) {
-                    tok_kind vk = lex(&l, &t);
-                    if (vk == T_CLOSE) {
-                        if (want_value && r->nvals < SEL_MAX_VALS)
-                            r->vals[r->nvals++] = "";
-                        break;
-                    }
-                    if (vk == T_COMMA) {
-                        if (want_value && r->nvals < SEL_MAX_VALS)
-                            r->vals[r->nvals++] = "";
-                        want_value = true;
-                        continue;
-                    }
-                    if ((vk != T_IDENT && vk != T_IN && vk != T_NOTIN) || !want_value)
-                        return sel_fail(s, "found '%s', expected: ',', ')' or identifier", t);
-                    if (r->nvals >= SEL_MAX_VALS)
-                        return kx_cli_err("label selector set with more than %d values",
-                                          SEL_MAX_VALS);
-                    r->vals[r->nvals++] = t;
-                    want_value = false;
-                }
-                break;
-            }
-            case T_GT:
-            case T_LT: {
-                r->op = k == T_GT ? SEL_GT : SEL_LT;
-                if (lex(&l, &t) != T_IDENT)
-                    return sel_fail(s, "found '%s', expected: identifier", t);
-                char *end;
-                errno = 0;
-                r->num = strtoll(t, &end, 10);
-                if (!*t || *end || errno)
-                    return sel_fail(s, "for 'Gt', 'Lt' operators, the value must be an integer");
-                r->vals[r->nvals++] = t;
-                break;
-            }
-            default:
-                return sel_fail(s, "found '%s', expected: in, notin, =, ==, !=, gt, lt", t);
-            }
-        }
-        sel->n++;
-        k = lex(&l, &t);
-        if (k == T_EOS)
-            return 0;
-        if (k != T_COMMA)
-            return sel_fail(s, "found '%s', expected: ',' or 'end of string'", t);
-    }
-}
-
-static bool sel_match(const lsel *sel, json_object *labels)
-{
-    for (size_t i = 0; i < sel->n; i++) {
-        const sel_req *r = &sel->reqs[i];
-        const char *v = jstr(labels, r->key);
-        bool in = false;
-        for (size_t j = 0; v && j < r->nvals; j++)
-            in |= strcmp(v, r->vals[j]) == 0;
-        bool ok;
-        switch (r->op) {
-        case SEL_EXISTS: ok = v != nullptr; break;
-        case SEL_NOT_EXISTS: ok = v == nullptr; break;
-        case SEL_EQ:
-        case SEL_IN: ok = in; break;
-        case SEL_NEQ:
-        case SEL_NOTIN: ok = !in; break;
-        default: {
-            char *end;
-            long long n = v ? strtoll(v, &end, 10) : 0;
-            ok = v && *v && !*end && (r->op == SEL_GT ? n > r->num : n < r->num);
-        }
-        }
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 // ---- Resource kinds ---------------------------------------------------------------
 
 struct kind_info {
@@ -1126,7 +894,7 @@ struct get_opts {
     bool all_ns, no_headers, show_labels, show_kind, ignore_nf;
     const char *selector, *field_selector, *label_cols;
     long chunk;
-    lsel sel;
+    kx_lsel sel;
     bool has_sel;
 };
 
@@ -1196,12 +964,12 @@ static const char table_accept[] =
     "g=meta.k8s.io,application/json\r\n";
 
 // Drops list entries (Table rows or items) the selector does not match.
-static void filter_rows(json_object *arr, const lsel *sel, bool table)
+static void filter_rows(json_object *arr, const kx_lsel *sel, bool table)
 {
     for (size_t i = json_object_array_length(arr); i-- > 0;) {
         json_object *e = json_object_array_get_idx(arr, i);
         json_object *meta = jget(table ? jget(e, "object") : e, "metadata");
-        if (!sel_match(sel, jget(meta, "labels")))
+        if (!kx_lsel_match(sel, jget(meta, "labels")))
             json_object_array_del_idx(arr, i, 1);
     }
 }
@@ -1946,8 +1714,14 @@ int kx_cmd_get(kx_cli *c, int argc, char **argv)
     if (plan(pos, npos, &o, v, &nv, &single))
         return 1;
     if (o.selector && *o.selector) {
-        if (sel_parse(o.selector, &o.sel))
+        char why[600];
+        int r = kx_lsel_parse(o.selector, &o.sel, why, sizeof why);
+        if (r == -EINVAL) {
+            fprintf(stderr, "error: unable to parse label selector \"%s\": %s\n", o.selector, why);
             return 1;
+        }
+        if (r < 0)
+            return kx_cli_err("%s", why);
         o.has_sel = true;
     }
     get_run g = {};

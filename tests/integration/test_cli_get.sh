@@ -11,10 +11,10 @@
 # (a second boundary: 9s -> 10s moves the columns) is run again, up to 3 times.
 # -o json and -o yaml are also parsed (python3 json / yaml) and compared as objects.
 #
-# -l: kubexec sends labelSelector as kubectl does and also filters the answer
-# itself, because kubexec-apiserver ignores labelSelector; while it does, kubectl
-# shows every pod for `get pods -l ...`, so kubexec is compared with kubectl's answer
-# for the matching pods by name instead (the test says which reference it used).
+# -l: kubexec sends labelSelector as kubectl does (and filters the answer again,
+# a no-op against our API server, which filters lists by labelSelector): kubectl's
+# and kubexec's answers are compared, and kubectl must not list a pod that does
+# not match.
 #
 # Pods (lib.sh's KX_START_HOOK): demo (lib.sh), web in default (labels app=web,
 # tier=front; containers a and b), odd in team (labels app=odd; annotations with
@@ -316,21 +316,22 @@ t_errors() {
 }
 
 t_selectors() {
-	local ref
+	kc get pods -l app=web -o name </dev/null >"$KX_TMP/k.out" 2>"$KX_TMP/k.err"
+	result "get: the API server filters by labelSelector: kubectl get pods -l app=web lists pod/web alone" \
+		"$([ "$(cat "$KX_TMP/k.out")" = pod/web ]; echo $?)" "got: $(head -c 300 "$KX_TMP/k.out") $(head -c 300 "$KX_TMP/k.err")"
+	kc get pods -l 'app in web' </dev/null >"$KX_TMP/k.out" 2>"$KX_TMP/k.err"
+	result "get: a malformed labelSelector is the server's 400 (unable to parse requirement), not a list" \
+		"$(grep -q 'Error from server (BadRequest).*unable to parse requirement' "$KX_TMP/k.err" && [ ! -s "$KX_TMP/k.out" ]
+			echo $?)" "stdout: $(head -c 300 "$KX_TMP/k.out"); stderr: $(head -c 300 "$KX_TMP/k.err")"
 	KA=(get pods -l app=web)
-	kc "${KA[@]}" </dev/null 2>/dev/null | grep -qw demo && ref=byname || ref=server
-	if [ "$ref" = byname ]; then
-		kx_log "kubexec-apiserver ignores labelSelector: -l is compared with kubectl's answer for the matching pods by name"
-		KA=(get pods web)
-	fi
 	XA=(get pods -l app=web)
-	check "get: kubexec get pods -l app=web = kubectl ($ref)"
-	[ "$ref" = byname ] && KA=(get pods web -o wide)
+	check "get: kubexec get pods -l app=web = kubectl"
+	KA=(get pods -l 'tier in (front,back)' -o wide)
 	XA=(get pods -l 'tier in (front,back)' -o wide)
-	check "get: kubexec get pods -l 'tier in (front,back)' -o wide = kubectl ($ref)"
-	[ "$ref" = byname ] && KA=(get pods demo)
+	check "get: kubexec get pods -l 'tier in (front,back)' -o wide = kubectl"
+	KA=(get pods -l '!app')
 	XA=(get pods -l '!app')
-	check "get: kubexec get pods -l '!app' = kubectl ($ref)"
+	check "get: kubexec get pods -l '!app' = kubectl"
 	# Across namespaces: the names kubectl's JSON says carry an app label.
 	kc get pods -A -o json </dev/null >"$KX_TMP/all.json" 2>/dev/null
 	python3 -c '

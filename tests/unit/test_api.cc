@@ -160,12 +160,13 @@ static const char *NODE1 =
     "\"nodeInfo\":{\"kubeletVersion\":\"v1.33.0-kubexec\",\"osImage\":\"Debian\"}}}";
 
 static const char *PODS1 =
-    "[{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\"},"
+    "[{\"metadata\":{\"name\":\"web\",\"namespace\":\"default\","
+    "\"labels\":{\"app\":\"web\",\"tier\":\"front\",\"replicas\":\"3\"}},"
     "\"spec\":{\"containers\":[{\"name\":\"app\"},{\"name\":\"sidecar\"}]},"
     "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.1.0.2\",\"containerStatuses\":["
     "{\"name\":\"app\",\"ready\":true,\"restartCount\":2,\"state\":{\"running\":{}}},"
     "{\"name\":\"sidecar\",\"ready\":true,\"restartCount\":1,\"state\":{\"running\":{}}}]}},"
-    " {\"metadata\":{\"name\":\"db\",\"namespace\":\"prod\",\"annotations\":"
+    " {\"metadata\":{\"name\":\"db\",\"namespace\":\"prod\",\"labels\":{\"app\":\"db\"},\"annotations\":"
     "{\"kubectl.kubernetes.io/default-container\":\"main\"}},"
     "\"spec\":{\"containers\":[{\"name\":\"init-like\"},{\"name\":\"main\"}]},"
     "\"status\":{\"phase\":\"Running\"}},"
@@ -552,6 +553,63 @@ static void pods_get_list_and_table(void **state)
     free(r.body);
     r = call(f, &f->bob, "GET", "/api/v1/pods", "fieldSelector=status.phase%3DRunning");
     assert_int_equal(r.status, 400);
+    free(r.body);
+
+    // labelSelector: lists keep only what matches, in their usual order; a
+    // bad selector is a 400 in upstream's words, never a full list.
+    struct {
+        const char *q;
+        const char *names; // in list order: namespace, then name; "" = none
+    } sels[] = {
+        {"labelSelector=app%3Dweb", "web"},
+        {"labelSelector=app", "web,db"},
+        {"labelSelector=!app", "crash"},
+        {"labelSelector=app!%3Dweb", "crash,db"},
+        {"labelSelector=app+in+(db,+web),tier", "web"},
+        {"labelSelector=app+notin+(web)", "crash,db"},
+        {"labelSelector=replicas%3E2", "web"},
+        {"labelSelector=replicas%3C2", ""},
+        {"labelSelector=app%3D%3Dnothing", ""},
+        {"labelSelector=", "crash,web,db"},
+        {"labelSelector=app%3Ddb&fieldSelector=metadata.namespace%3Dprod", "db"},
+    };
+    for (auto &c : sels) {
+        r = call(f, &f->bob, "GET", "/api/v1/pods", c.q);
+        assert_int_equal(r.status, 200);
+        o = parse(r);
+        items = json_object_object_get(o, "items");
+        char got[64] = "";
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+            const char *n = jpath(json_object_array_get_idx(items, i), "metadata", "name");
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? "," : "", n);
+        }
+        assert_string_equal(got, c.names);
+        json_object_put(o);
+        free(r.body);
+    }
+    r = call(f, &f->bob, "GET", "/api/v1/namespaces/default/pods", "labelSelector=tier%3Dfront",
+             TABLE, nullptr, T0);
+    o = parse(r);
+    assert_int_equal(json_object_array_length(json_object_object_get(o, "rows")), 1);
+    json_object_put(o);
+    free(r.body);
+    const char *bad[] = {"labelSelector=app+in+web", "labelSelector=%3Dx", "labelSelector=a,,b",
+                         "labelSelector=replicas%3Ex"};
+    for (const char *q : bad) {
+        r = call(f, &f->bob, "GET", "/api/v1/pods", q);
+        assert_int_equal(r.status, 400);
+        assert_non_null(strstr(r.body, "unable to parse requirement: "));
+        free(r.body);
+    }
+    r = call(f, &f->bob, "GET", "/api/v1/nodes", "labelSelector=node-role.kubernetes.io%2Fedge");
+    o = parse(r);
+    assert_int_equal(json_object_array_length(json_object_object_get(o, "items")), 1);
+    json_object_put(o);
+    free(r.body);
+    r = call(f, &f->bob, "GET", "/api/v1/nodes", "labelSelector=!node-role.kubernetes.io%2Fedge");
+    o = parse(r);
+    assert_int_equal(json_object_array_length(json_object_object_get(o, "items")), 0);
+    json_object_put(o);
     free(r.body);
 
     // Table, 5 minutes and 3 seconds later.
