@@ -28,6 +28,12 @@ KCMD="$KC133 --kubeconfig=$KUBECONFIG --cache-dir=$T/kcache-1.33"
 API_ADDR=$(grep server: "$KUBECONFIG" | sed 's|.*https://||')
 export SIZE HELPERS T SSHCFG KUBEXEC KCMD POD API_ADDR ROOT
 AES="-c aes128-gcm@openssh.com"
+# The pod's commands are busybox's, which move 4 KiB per call and cost ~1.5
+# CPU s/GB of user time (GNU head/wc: ~0.05); the "same programs" ssh rows
+# run that very busybox on the host, so the comparison is of transports.
+BB=$T/images/busybox/bin/busybox
+[ -x "$BB" ] || die "no busybox in the pod image at $BB"
+export BB
 
 # Each row prints "BYTES" or "BYTES SECONDS" (SECONDS: the transfer alone).
 declare -A ROW
@@ -36,9 +42,11 @@ ROW[raw TCP, 1 stream]='$HELPERS/rawbench tcp $SIZE | awk "{print \$3}"'
 ROW[raw TLS 1.3 AES-128-GCM, 1 stream]='$HELPERS/rawbench tls $SIZE $T/tls.crt $T/tls.key | awk "{print \$3}"'
 ROW[stdout: ssh, default cipher]='ssh -F $SSHCFG bench "head -c $SIZE /dev/zero" | wc -c'
 ROW[stdout: ssh aes128-gcm]="ssh -F \$SSHCFG $AES bench \"head -c \$SIZE /dev/zero\" | wc -c"
+ROW[stdout: ssh aes128-gcm, same programs (busybox head)]="ssh -F \$SSHCFG $AES bench \"\$BB head -c \$SIZE /dev/zero\" | wc -c"
 ROW[stdout: kubectl 1.33 exec]='$KCMD exec demo -- head -c $SIZE /dev/zero | wc -c'
 ROW[stdin: ssh, default cipher]='head -c $SIZE /dev/zero | ssh -F $SSHCFG bench "wc -c"'
 ROW[stdin: ssh aes128-gcm]="head -c \$SIZE /dev/zero | ssh -F \$SSHCFG $AES bench 'wc -c'"
+ROW[stdin: ssh aes128-gcm, same programs (busybox wc)]="head -c \$SIZE /dev/zero | ssh -F \$SSHCFG $AES bench '\$BB wc -c'"
 ROW[stdin: kubectl 1.33 exec -i]='head -c $SIZE /dev/zero | $KCMD exec -i demo -- wc -c'
 if [ $CLI = 1 ]; then
 	OUT_ROW="stdout: ours (kubexec exec)"; IN_ROW="stdin: ours (kubexec exec -i)"; PF_ROW="port-forward: ours (kubexec port-forward)"
@@ -52,7 +60,8 @@ else
 	echo "# note: no working kubexec CLI at $KUBEXEC: ours = spdyexec.py (stdout), kubectl (stdin, port-forward)" >&2
 fi
 ROW[port-forward: kubectl 1.33]='pf_pod "$KCMD"'
-ROW[port-forward: ssh -L aes128-gcm]='pf_ssh'
+ROW[port-forward: ssh -L aes128-gcm]='pf_ssh head'
+ROW[port-forward: ssh -L aes128-gcm, same programs (busybox head)]='pf_ssh "$BB head"'
 
 # pf_pod CLIENT : CLIENT port-forward to a one-shot sender in the pod
 # (busybox nc -l -e head -c SIZE /dev/zero), read until EOF on the local port.
@@ -66,7 +75,8 @@ pf_pod() {
 	kill "$f"; wait "$f"; wait "$s"
 	echo "$n $(echo "$t0 $t1" | awk '{print $2-$1}')"
 }
-# pf_ssh : the same through `ssh -L` (new connection, aes128-gcm) to a host-side sender.
+# pf_ssh HEAD : the same through `ssh -L` (new connection, aes128-gcm) to a
+# host-side sender running HEAD ("head" or "$BB head").
 pf_ssh() {
 	local lp rp s f n t0 t1
 	lp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -75,7 +85,7 @@ pf_ssh() {
 	python3 -c 'import os, socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); c, _ = s.accept(); s.close()
-os.dup2(c.fileno(), 1); os.execvp("head", ["head", "-c", sys.argv[2], "/dev/zero"])' "$rp" "$SIZE" & s=$!
+os.dup2(c.fileno(), 1); cmd = sys.argv[3].split() + ["-c", sys.argv[2], "/dev/zero"]; os.execvp(cmd[0], cmd)' "$rp" "$SIZE" "$1" & s=$!
 	ssh -F "$SSHCFG" -c aes128-gcm@openssh.com -N -L "$lp:127.0.0.1:$rp" bench & f=$!
 	for _ in $(seq 100); do ss -Hltn "sport = :$rp" | grep -q . && ss -Hltn "sport = :$lp" | grep -q . && break; sleep 0.05; done
 	t0=$(date +%s.%N); n=$(wc -c < "/dev/tcp/127.0.0.1/$lp"); t1=$(date +%s.%N)
