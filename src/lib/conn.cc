@@ -50,6 +50,10 @@ struct conn_write {
 
 static uint8_t g_cipher[64 * 1024];
 static uint8_t g_plain[64 * 1024];
+// kx_conn_write2's small header and the start of its payload, joined so they
+// leave in one TLS record (one record's worth: 16 KiB of plaintext).
+static const size_t kJoinHead = 256;
+static uint8_t g_join[16 * 1024];
 
 static void conn_finish_close(kx_conn *c);
 static void conn_flush(kx_conn *c);
@@ -199,18 +203,33 @@ static void conn_check_ready(kx_conn *c)
 
 // Pulls plaintext out of the TLS engine and hands it to the user until the
 // engine is empty, the user pauses, or the connection closes.
+// TLS hands out one record per read: every record read is gathered into
+// g_plain before on_data, so a relay (the API server's proxy) writes them
+// on in one piece -- one record and one send where the peer's framing made
+// many small ones (a WebSocket header record, then its payload's).
 static void conn_deliver(kx_conn *c)
 {
     while (!(c->flags & (F_CLOSING | F_PAUSED))) {
-        int n = kx_tls_read(c->tls, g_plain, sizeof g_plain);
+        size_t got = 0;
+        int n;
+        do {
+            n = kx_tls_read(c->tls, g_plain + got, sizeof g_plain - got);
+            if (n > 0)
+                got += (size_t)n;
+        } while (n > 0 && got < sizeof g_plain);
         conn_flush(c);
         if (c->flags & F_CLOSING)
             return;
         conn_check_ready(c);
         if (c->flags & F_CLOSING)
             return;
-        if (n == 0)
-            return;
+        if (got && c->cb.on_data) {
+            c->cb.on_data(c, g_plain, got);
+            if (c->flags & F_CLOSING)
+                return;
+        }
+        if (n == 0 && got < sizeof g_plain)
+            return; // the engine is empty
         if (n == KX_TLS_EOF) {
             conn_end(c, 0);
             return;
@@ -219,8 +238,6 @@ static void conn_deliver(kx_conn *c)
             conn_fail(c, n);
             return;
         }
-        if (c->cb.on_data)
-            c->cb.on_data(c, g_plain, (size_t)n);
     }
 }
 
@@ -410,7 +427,18 @@ int kx_conn_write2(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b, si
     if (c->flags & F_CLOSING)
         return -EPIPE;
     int r = 0;
-    if (an)
+    if (an && bn && an <= kJoinHead) {
+        // Each TLS write is a record of its own: a frame header alone would
+        // cost a record (22-29 bytes, an AEAD pass) and often a send.
+        size_t first = bn < sizeof g_join - an ? bn : sizeof g_join - an;
+        memcpy(g_join, a, an);
+        memcpy(g_join + an, b, first);
+        r = kx_tls_write(c->tls, g_join, an + first);
+        b += first;
+        bn -= first;
+        an = 0;
+    }
+    if (r >= 0 && an)
         r = kx_tls_write(c->tls, a, an);
     if (r >= 0 && bn)
         r = kx_tls_write(c->tls, b, bn);
