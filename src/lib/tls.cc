@@ -1,11 +1,12 @@
 // Sans-I/O TLS over OpenSSL memory BIOs; see kubexec/tls.h.
 //
-// The SSL object reads ciphertext from `rbio` (filled by kx_tls_feed) and
-// writes ciphertext into `wbio` (drained by kx_tls_take). Both are memory
-// BIOs set to report "retry" rather than EOF when empty, so OpenSSL asks for
-// more input (SSL_ERROR_WANT_READ) instead of failing. Every entry point calls
-// drive(), which pushes the handshake as far as the buffered input allows and
-// then flushes plaintext queued before the handshake finished.
+// The SSL object reads ciphertext from `in` (filled by kx_tls_feed) and
+// writes ciphertext into `out` (drained by kx_tls_take) through a BIO of our
+// own ("Ciphertext buffers" below) that reports "retry" rather than EOF when
+// `in` is empty, so OpenSSL asks for more input (SSL_ERROR_WANT_READ) instead
+// of failing. Every entry point calls drive(), which pushes the handshake as
+// far as the buffered input allows and then flushes plaintext queued before
+// the handshake finished.
 #include "kubexec/tls.h"
 #include "kubexec/crypto.h"
 #include "kubexec/util.h"
@@ -38,8 +39,10 @@ static kx_tls_ctx *kctx(SSL_CTX *c)
 
 struct kx_tls {
     SSL *ssl;
-    BIO *rbio; // owned by ssl
-    BIO *wbio; // owned by ssl
+    kx_buf in;      // ciphertext fed, not yet read by OpenSSL (from in_off)
+    size_t in_off;
+    kx_buf out;     // ciphertext OpenSSL wrote, not yet taken (from out_off)
+    size_t out_off;
     kx_buf queue; // plaintext accepted by kx_tls_write, not yet given to SSL_write
     bool server;
     bool hs_done;
@@ -447,28 +450,110 @@ static int drive(kx_tls *t)
     return flush_queue(t);
 }
 
-// A fresh SSL object with its memory BIOs, set up for t's role and name;
+// ---- Ciphertext buffers -------------------------------------------------------------
+//
+// OpenSSL reads and writes ciphertext through one BIO of ours over t->in and
+// t->out. Memory BIOs did it before, and cost a quarter of the API server's
+// CPU while it relayed a bulk stream (perf): each grows by reallocating and
+// cleansing the old block, and the only way to give an idle one's memory back
+// was to swap it for a fresh BIO, whose freeing cleanses it all again. Here a
+// buffer that empties is simply freed, so an idle connection holds no
+// ciphertext buffer at all (130 KiB per connection after a burst before
+// memory BIOs were swapped: heaptrack, 30 sessions that each moved 1 MiB),
+// and the next feed allocates what it needs at once (glibc serves it from
+// the chunk just freed).
+static void buf_emptied(kx_buf *b, size_t *off)
+{
+    *off = 0;
+    kx_buf_free(b);
+}
+
+static int bio_read_cb(BIO *b, char *buf, int len)
+{
+    kx_tls *t = static_cast<kx_tls *>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    size_t avail = t->in.len - t->in_off;
+    if (avail == 0 || len <= 0) {
+        BIO_set_retry_read(b); // not EOF: more may be fed
+        return -1;
+    }
+    size_t n = avail < (size_t)len ? avail : (size_t)len;
+    memcpy(buf, t->in.data + t->in_off, n);
+    t->in_off += n;
+    if (t->in_off == t->in.len)
+        buf_emptied(&t->in, &t->in_off);
+    return (int)n;
+}
+
+static int bio_write_cb(BIO *b, const char *buf, int len)
+{
+    kx_tls *t = static_cast<kx_tls *>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    // Unbounded here as before: callers watch kx_tls_pending.
+    if (kx_buf_append(&t->out, buf, (size_t)len, SIZE_MAX) < 0)
+        return -1;
+    return len;
+}
+
+static long bio_ctrl_cb(BIO *b, int cmd, long, void *)
+{
+    const kx_tls *t = static_cast<const kx_tls *>(BIO_get_data(b));
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_PENDING:
+        return (long)(t->in.len - t->in_off);
+    case BIO_CTRL_WPENDING:
+        return (long)(t->out.len - t->out_off);
+    default:
+        return 0; // no kTLS, no EOF, nothing else
+    }
+}
+
+static int bio_create_cb(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+// The BIO type, made once per process (the daemons are single-threaded).
+static BIO_METHOD *bio_method(void)
+{
+    static BIO_METHOD *m;
+    if (!m) {
+        m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "kubexec buffers");
+        if (m && (!BIO_meth_set_read(m, bio_read_cb) || !BIO_meth_set_write(m, bio_write_cb) ||
+                  !BIO_meth_set_ctrl(m, bio_ctrl_cb) || !BIO_meth_set_create(m, bio_create_cb))) {
+            BIO_meth_free(m);
+            m = nullptr;
+        }
+    }
+    return m;
+}
+
+// A fresh SSL object over t's buffers, set up for t's role and name;
 // a client's ClientHello is produced at once (after offering `sess`, if
 // any) so kx_tls_take has something to send. 0 or -ENOMEM/-EINVAL.
 static int tls_setup(kx_tls *t, SSL_CTX *ctx, SSL_SESSION *sess)
 {
     ERR_clear_error();
+    // A ClientHello made earlier did not leave (kx_tls_set_session).
+    kx_buf_free(&t->out);
+    t->out_off = 0;
+    BIO_METHOD *m = bio_method();
     t->ssl = SSL_new(ctx);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
-    if (!t->ssl || !t->rbio || !t->wbio) {
-        BIO_free(t->rbio);
-        BIO_free(t->wbio);
+    BIO *bio = m ? BIO_new(m) : nullptr;
+    if (!t->ssl || !bio) {
+        BIO_free(bio);
         SSL_free(t->ssl);
         t->ssl = nullptr;
-        t->rbio = t->wbio = nullptr;
         ERR_clear_error();
         return -ENOMEM;
     }
-    // Empty BIO = "try again", not EOF.
-    BIO_set_mem_eof_return(t->rbio, -1);
-    BIO_set_mem_eof_return(t->wbio, -1);
-    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    BIO_set_data(bio, t);
+    SSL_set_bio(t->ssl, bio, bio); // one reference, owned by ssl
     SSL_set_app_data(t->ssl, t);
     if (t->server) {
         SSL_set_accept_state(t->ssl);
@@ -481,9 +566,8 @@ static int tls_setup(kx_tls *t, SSL_CTX *ctx, SSL_SESSION *sess)
         int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), t->vhost)
                     : SSL_set1_host(t->ssl, t->vhost) && SSL_set_tlsext_host_name(t->ssl, t->vhost);
         if (ok != 1) {
-            SSL_free(t->ssl);   // frees both BIOs
+            SSL_free(t->ssl);   // frees the BIO
             t->ssl = nullptr;
-            t->rbio = t->wbio = nullptr;
             ERR_clear_error();
             return -EINVAL;
         }
@@ -493,7 +577,6 @@ static int tls_setup(kx_tls *t, SSL_CTX *ctx, SSL_SESSION *sess)
     if (sess && SSL_set_session(t->ssl, sess) != 1) {
         SSL_free(t->ssl);
         t->ssl = nullptr;
-        t->rbio = t->wbio = nullptr;
         ERR_clear_error();
         return -EINVAL;
     }
@@ -513,6 +596,7 @@ kx_tls *kx_tls_new(kx_tls_ctx *ctx, bool server, const char *verify_host)
         kx_strlcpy(t->vhost, verify_host, sizeof t->vhost);
     if (tls_setup(t, octx(ctx), nullptr) < 0) {
         kx_buf_free(&t->queue);
+        kx_buf_free(&t->out);
         free(t);
         return nullptr;
     }
@@ -530,36 +614,11 @@ void kx_tls_free(kx_tls *t)
     // error has already made the session unusable.
     if (t->ssl && t->hs_done && !t->fatal)
         SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    SSL_free(t->ssl); // frees both BIOs
+    SSL_free(t->ssl); // frees the BIO
     kx_buf_free(&t->queue);
+    kx_buf_free(&t->in);
+    kx_buf_free(&t->out);
     free(t);
-}
-
-// A memory BIO's buffer only ever grows: after a burst (a file copied, a
-// log streamed) an idle session would keep ~130 KiB per connection (measured
-// with heaptrack: 30 sessions that each moved 1 MiB, then idle). Once one is
-// empty and has grown past kBioKeep, it is swapped for a fresh BIO. During a
-// burst that is one free and one allocation per drain, which glibc serves
-// from the chunk just freed.
-static const size_t kBioKeep = 16 * 1024;
-
-static void shrink_if_drained(kx_tls *t, BIO **bio, bool read_side)
-{
-    BUF_MEM *bm = nullptr;
-    if (!*bio || BIO_ctrl_pending(*bio) != 0 || BIO_get_mem_ptr(*bio, &bm) != 1 || !bm ||
-        bm->max <= kBioKeep)
-        return;
-    BIO *nb = BIO_new(BIO_s_mem());
-    if (!nb) {
-        ERR_clear_error();
-        return; // keep the big one; nothing is lost
-    }
-    BIO_set_mem_eof_return(nb, -1);
-    if (read_side)
-        SSL_set0_rbio(t->ssl, nb); // frees the old one
-    else
-        SSL_set0_wbio(t->ssl, nb);
-    *bio = nb;
 }
 
 int kx_tls_feed(kx_tls *t, const uint8_t *p, size_t n)
@@ -568,13 +627,17 @@ int kx_tls_feed(kx_tls *t, const uint8_t *p, size_t n)
         return t->fatal;
     if (n == 0)
         return 0;
-    size_t queued = BIO_ctrl_pending(t->rbio);
+    size_t queued = t->in.len - t->in_off;
     if (n > KX_TLS_MAX_QUEUE || queued > KX_TLS_MAX_QUEUE - n)
         return -EMSGSIZE;
-    if (BIO_write(t->rbio, p, (int)n) != (int)n) {
-        ERR_clear_error();
-        return -ENOMEM;
+    // Read bytes go before the buffer would have to grow (a partial record
+    // at most moves down).
+    if (t->in_off && t->in.len + n > t->in.cap) {
+        kx_buf_consume(&t->in, t->in_off);
+        t->in_off = 0;
     }
+    if (kx_buf_append(&t->in, p, n, SIZE_MAX) < 0)
+        return -ENOMEM;
     // A handshake failure found here is reported by the next kx_tls_read, so
     // the caller still takes and sends our alert first.
     drive(t);
@@ -602,7 +665,6 @@ int kx_tls_read(kx_tls *t, uint8_t *buf, size_t cap)
     switch (e) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
-        shrink_if_drained(t, &t->rbio, true);
         return 0;
     case SSL_ERROR_ZERO_RETURN:
         t->eof = true;
@@ -653,18 +715,21 @@ int kx_tls_take(kx_tls *t, uint8_t *buf, size_t cap)
         return 0;
     if (cap > INT_MAX)
         cap = INT_MAX;
-    if (!t->wbio)
+    size_t avail = t->out.len - t->out_off;
+    size_t n = avail < cap ? avail : cap;
+    if (n == 0)
         return 0;
-    int n = BIO_read(t->wbio, buf, (int)cap);
-    if (n > 0)
-        t->sent = true;
-    shrink_if_drained(t, &t->wbio, false);
-    return n > 0 ? n : 0;
+    memcpy(buf, t->out.data + t->out_off, n);
+    t->out_off += n;
+    if (t->out_off == t->out.len)
+        buf_emptied(&t->out, &t->out_off);
+    t->sent = true;
+    return (int)n;
 }
 
 size_t kx_tls_pending(const kx_tls *t)
 {
-    return t->wbio ? BIO_ctrl_pending(t->wbio) : 0;
+    return t->out.len - t->out_off;
 }
 
 bool kx_tls_handshake_done(const kx_tls *t)
@@ -766,7 +831,6 @@ int kx_tls_set_session(kx_tls *t, const uint8_t *p, size_t n)
     SSL_CTX_up_ref(ctx);
     SSL_free(t->ssl);
     t->ssl = nullptr;
-    t->rbio = t->wbio = nullptr;
     int rc = tls_setup(t, ctx, sess);
     if (rc < 0)
         rc = tls_setup(t, ctx, nullptr) < 0 ? -ENOMEM : -EINVAL;
