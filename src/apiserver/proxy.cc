@@ -54,6 +54,9 @@ static void proxy_maybe_free(proxy *p)
     kx_buf_free(&p->client_early);
     kx_buf_free(&p->request);
     free(p->parser);
+    // The next session to this node will find a connection ready.
+    if (p->counted)
+        kx_nodepool_warm(p->srv, p->node_host, p->node_port);
     if (p->counted && --p->srv->active_sessions == 0) {
         free(p);
         // Idle again after a burst of sessions: return the freed pages.
@@ -370,8 +373,8 @@ void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stre
     kx_conn_pause(p->client);
 
     p->state = P_DIALING;
-    // A warm connection skips the handshake; either way the next one is
-    // dialed now, while this session runs.
+    // A warm connection skips the handshake (the next one is dialed when
+    // this session ends).
     kx_strlcpy(p->node_host, t->node_host, sizeof p->node_host);
     p->node_port = t->node_port;
     p->node = kx_nodepool_take(s, t->node_host, t->node_port);
@@ -386,7 +389,6 @@ void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stre
             proxy_client_status(p, 500, "InternalError",
                                 "Internal error occurred: error dialing backend");
     }
-    kx_nodepool_warm(s, t->node_host, t->node_port);
 }
 
 void kx_proxy_close_all(void)

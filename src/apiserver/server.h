@@ -41,6 +41,7 @@ void kx_proxy_close_all(void);
 kx_conn *kx_nodepool_take(kx_apiserver *srv, const char *host, int port);
 // Dials a spare connection to host:port unless one exists (one per node; it
 // is closed after 10 s unused, or when the node closes or writes on it).
+// Called when a proxied session ends; does nothing after close_all.
 void kx_nodepool_warm(kx_apiserver *srv, const char *host, int port);
-// Shutdown: closes every spare.
+// Shutdown: closes every spare, and no more are dialed.
 void kx_nodepool_close_all(void);
