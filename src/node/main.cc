@@ -16,6 +16,7 @@
 #include <net/if.h>
 #include <openssl/evp.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include "apiclient.h"
 #include "crilog.h"
 #include "kubexec/pki.h"
+#include "kubexec/crypto.h"
 #include "kubexec/http1.h"
 #include "kubexec/sdnotify.h"
 #include "kubexec/tls.h"
@@ -464,16 +466,30 @@ static void start_server(void)
     }
     g_listen_port = kx_httpd_port(g_node.httpd);
 
-    char logs[600], cg[64];
+    char logs[600], cg[160];
     snprintf(logs, sizeof logs, "%s", g_cfg.data_dir);
     // cgroup v2: unified at /sys/fs/cgroup, or under unified/ on hybrid
     // hosts; without it the pods simply run without their own cgroup.
-    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0)
-        snprintf(cg, sizeof cg, "/sys/fs/cgroup/kubexec");
-    else if (access("/sys/fs/cgroup/unified/cgroup.controllers", F_OK) == 0)
-        snprintf(cg, sizeof cg, "/sys/fs/cgroup/unified/kubexec");
-    else
-        cg[0] = 0;
+    const char *v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 ? "/sys/fs/cgroup"
+                     : access("/sys/fs/cgroup/unified/cgroup.controllers", F_OK) == 0
+                         ? "/sys/fs/cgroup/unified"
+                         : nullptr;
+    cg[0] = 0;
+    if (v2) {
+        // One directory per agent: two agents on one host (two clusters, or
+        // tests side by side) may both run default/demo. The node name says
+        // whose it is; a hash of the data directory (unique per agent, stable
+        // across restarts) tells apart agents that share a name.
+        char real[PATH_MAX];
+        const char *dd = realpath(g_cfg.data_dir, real) ? real : g_cfg.data_dir;
+        uint8_t h[32];
+        kx_sha256(dd, strlen(dd), nullptr, 0, h);
+        bool plain = g_cfg.node_name[0] && g_cfg.node_name[0] != '.';
+        for (const char *q = g_cfg.node_name; *q && plain; q++)
+            plain = (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '.';
+        snprintf(cg, sizeof cg, "%s/kubexec/%s-%02x%02x%02x%02x", v2, plain ? g_cfg.node_name : "node",
+                 h[0], h[1], h[2], h[3]);
+    }
     kx_podmgr_config pc = {};
     pc.manifest_dir = g_cfg.manifest_dir;
     pc.image_dir = g_cfg.image_dir;

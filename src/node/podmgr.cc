@@ -903,7 +903,14 @@ static void pod_set_cgroups(pm_pod *pod)
         logmsg("warning: cgroup root %s: path too long; running without cgroups", pm->cgroup_root);
         return;
     }
-    if ((mkdir(pm->cgroup_root, 0755) != 0 && errno != EEXIST) || (mkdir(dir, 0755) != 0 && errno != EEXIST)) {
+    // The root's parent (…/kubexec, shared by the agents of a host) too.
+    char parent[PM_PATH / 2];
+    kx_strlcpy(parent, pm->cgroup_root, sizeof parent);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = '\0';
+    if ((slash && slash != parent && mkdir(parent, 0755) != 0 && errno != EEXIST) ||
+        (mkdir(pm->cgroup_root, 0755) != 0 && errno != EEXIST) || (mkdir(dir, 0755) != 0 && errno != EEXIST)) {
         logmsg("warning: cgroup %s: %s; running pod %s/%s without cgroups", dir, strerror(errno), pod->ns,
                pod->name);
         return;
@@ -1271,6 +1278,8 @@ void kx_podmgr_free(kx_podmgr *pm)
     free(pm->image_dir);
     free(pm->log_dir);
     free(pm->node_name);
+    if (pm->cgroup_root)
+        rmdir(pm->cgroup_root); // empty once the pods are gone; else kept
     free(pm->cgroup_root);
     free(pm);
 }

@@ -15,6 +15,7 @@
 //       run starts a fresh file, and only the current and previous run's files
 //       are kept (like the kubelet).
 //   cgroup_root/<ns>_<pod>/<ctr>                          when cgroup_root is set
+//       (kubexec-node's: <cgroup2>/kubexec/<node>-<hash of the data dir>)
 //
 // Restart rules: restartPolicy Always restarts every exit, OnFailure non-zero
 // exits, Never none. Delay 1 s doubling up to 30 s, back to 1 s once a run lasted

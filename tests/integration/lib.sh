@@ -369,13 +369,16 @@ kx_stop_one() {
 # stop_cluster: stops what start_cluster started (any part of it) and checks that
 # nothing is left behind. Safe to call twice and after a failed start_cluster.
 stop_cluster() {
-	local snap="" p st left="" mnts
+	local snap="" p st left="" mnts cg="" line
 	[ -n "$KX_TMP" ] || return 0
 	# Everything the node runs (pods, execs, helpers) is its descendant now; after
 	# the node exits none of these may survive, wherever they were reparented.
 	if [ -n "$KX_NODE_PID" ]; then
 		while read -r p _; do
 			[ -n "$p" ] && snap="$snap $p:$(kx_starttime "$p")"
+			# The agent's cgroup directory (cgroup v2): kubexec/<node>-<hash>.
+			line=$(grep -m1 '^0::/kubexec/' "/proc/$p/cgroup" 2>/dev/null)
+			[ -z "$cg" ] && [ -n "$line" ] && cg=$(echo "${line#0::}" | cut -d/ -f1-3)
 		done < <(kx_descendants "$KX_NODE_PID")
 	fi
 	kx_stop_one kubexec-node "$KX_NODE_PID"
@@ -403,6 +406,14 @@ stop_cluster() {
 	# The node must not leave mounts behind in the host's namespace.
 	mnts=$(awk -v t="$KX_TMP/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo)
 	kx_report "no mounts left after the node stopped" "$([ -z "$mnts" ]; echo $?)" "mounts: $mnts"
+	# Pods ran in a cgroup of this agent's own (two agents on one host may both
+	# run default/demo), and it is gone with the node.
+	if [ -n "$cg" ]; then
+		kx_report "the pods' cgroups were the agent's own ($cg) and went with the node" \
+			"$(echo "$cg" | grep -qxE "/kubexec/$KX_NODE_NAME-[0-9a-f]{8}" &&
+				[ ! -e "/sys/fs/cgroup$cg" ] && [ ! -e "/sys/fs/cgroup/unified$cg" ]
+				echo $?)" "left: $(ls -d "/sys/fs/cgroup$cg" "/sys/fs/cgroup/unified$cg" 2>/dev/null)"
+	fi
 	for p in $(printf '%s\n' "$mnts" | sort -r); do
 		umount -l "$p" 2>/dev/null
 	done
