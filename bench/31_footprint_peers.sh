@@ -71,7 +71,8 @@ echo "| ssh (new connection) | $(awk -v k="$m" 'BEGIN{printf "%.1f MiB", k/1024}
 tsv footprint.tsv "client peak ssh" "$m" "" "" "GNU time %M"
 
 # Per session, ours then sshd (one side at a time so neither skews the other).
-count_cmd() { descendants "$1" | while read -r p; do tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null; echo; done | grep -c "^sleep $HOLD $"; }
+# (a process may end between the listing and the read: the redirection's error is silenced too)
+count_cmd() { descendants "$1" | while read -r p; do { tr '\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null; echo; done | grep -c "^sleep $HOLD $"; }
 wait_quiet
 read -r a0r a0p a0u < <(mem_kib "$API_PID")
 read -r n0r n0p n0u n0n < <(tree_mem_exe "$NODE_PID" "$NODE")
