@@ -102,11 +102,14 @@ static inline void ossl_server_step(ossl_server *s)
     }
 }
 
-static inline void ossl_client_drain(ossl_client *c)
+// Reads everything readable: 16 KiB at a time, or, with `turn`, with read
+// sizes cycling through 1..2999 (so a backend often holds plaintext back).
+static inline void ossl_client_drain(ossl_client *c, size_t *turn = nullptr)
 {
     uint8_t buf[16384];
     while (!c->err && !c->eof) {
-        int n = kx_tls_read(c->t, buf, sizeof buf);
+        size_t cap = turn ? 1 + (*turn)++ * 7919 % 2999 : sizeof buf;
+        int n = kx_tls_read(c->t, buf, cap);
         if (n > 0) {
             assert_int_equal(kx_buf_append(&c->in, buf, (size_t)n, 64u << 20), 0);
             continue;
@@ -120,11 +123,12 @@ static inline void ossl_client_drain(ossl_client *c)
 }
 
 // Moves ciphertext both ways in pieces of `piece` bytes (0: all at once)
-// until neither side has anything to send.
-static inline void ossl_pump(ossl_client *c, ossl_server *s, size_t piece)
+// until neither side has anything to send; the client drains as
+// ossl_client_drain(c, turn) does.
+static inline void ossl_pump(ossl_client *c, ossl_server *s, size_t piece, size_t *turn = nullptr)
 {
     static uint8_t buf[70000];
-    ossl_client_drain(c);
+    ossl_client_drain(c, turn);
     ossl_server_step(s);
     for (int round = 0; round < 100000; round++) {
         size_t moved = 0;
@@ -143,7 +147,7 @@ static inline void ossl_pump(ossl_client *c, ossl_server *s, size_t piece)
             moved += (size_t)n;
             if (kx_tls_feed(c->t, buf, (size_t)n) < 0 && !c->err)
                 c->err = -EPROTO;
-            ossl_client_drain(c);
+            ossl_client_drain(c, turn);
         }
         if (moved == 0)
             return;

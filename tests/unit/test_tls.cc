@@ -603,6 +603,29 @@ static void resumption(void **)
     kx_tls_ctx_free(cctx);
 }
 
+// One connection of cctx to sctx as "host": handshake, a byte each way (TLS
+// 1.3 tickets come after the handshake), no error, the server sees the
+// client certificate's "admin". Returns whether the client resumed; c and s
+// are left open for the caller to end.
+static bool connect_once(kx_tls_ctx *cctx, kx_tls_ctx *sctx, const char *host, peer *c, peer *s)
+{
+    memset(c, 0, sizeof *c);
+    memset(s, 0, sizeof *s);
+    c->t = kx_tls_new(cctx, false, host);
+    s->t = kx_tls_new(sctx, true, nullptr);
+    pump(c, s, 0);
+    assert_int_equal(kx_tls_write(c->t, (const uint8_t *)"a", 1), 0);
+    assert_int_equal(kx_tls_write(s->t, (const uint8_t *)"b", 1), 0);
+    pump(c, s, 0);
+    assert_int_equal(c->err, 0);
+    assert_int_equal(s->err, 0);
+    char cn[128], orgs[256];
+    assert_int_equal(kx_tls_peer_subject(s->t, cn, sizeof cn, orgs, sizeof orgs), 0);
+    assert_string_equal(cn, "admin");
+    assert_int_equal(kx_tls_session_reused(s->t), kx_tls_session_reused(c->t));
+    return kx_tls_session_reused(c->t);
+}
+
 // A client context remembers the newest session per host: the next
 // connection to the same name resumes by itself, another name does not,
 // and a server that restarted (new ticket keys) costs a full handshake.
@@ -629,21 +652,7 @@ static void client_context_remembers_sessions(void **)
                                      sizeof err);
         }
         peer c, s;
-        memset(&c, 0, sizeof c);
-        memset(&s, 0, sizeof s);
-        c.t = kx_tls_new(cctx, false, st.host);
-        s.t = kx_tls_new(sctx, true, nullptr);
-        pump(&c, &s, 0);
-        // TLS 1.3 tickets come after the handshake: a byte each way.
-        assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"a", 1), 0);
-        assert_int_equal(kx_tls_write(s.t, (const uint8_t *)"b", 1), 0);
-        pump(&c, &s, 0);
-        assert_int_equal(c.err, 0);
-        assert_int_equal(s.err, 0);
-        assert_int_equal(kx_tls_session_reused(c.t), st.want_reused);
-        char cn[128], orgs[256];
-        assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, sizeof orgs), 0);
-        assert_string_equal(cn, "admin");
+        assert_int_equal(connect_once(cctx, sctx, st.host, &c, &s), st.want_reused);
         // As kx_conn does: close_notify (OpenSSL forgets a session whose
         // connection ended without it, and the next handshake is full).
         kx_tls_close(c.t);
@@ -672,21 +681,7 @@ static void unclean_end_keeps_the_session(void **)
             SSL_CTX_set_max_proto_version(ossl(cctx), TLS1_2_VERSION);
         for (int round = 0; round < 3; round++) {
             peer c, s;
-            memset(&c, 0, sizeof c);
-            memset(&s, 0, sizeof s);
-            c.t = kx_tls_new(cctx, false, "localhost");
-            s.t = kx_tls_new(sctx, true, nullptr);
-            pump(&c, &s, 0);
-            assert_int_equal(kx_tls_write(c.t, (const uint8_t *)"a", 1), 0);
-            assert_int_equal(kx_tls_write(s.t, (const uint8_t *)"b", 1), 0);
-            pump(&c, &s, 0);
-            assert_int_equal(c.err, 0);
-            assert_int_equal(s.err, 0);
-            assert_int_equal(kx_tls_session_reused(c.t), round > 0);
-            assert_int_equal(kx_tls_session_reused(s.t), round > 0);
-            char cn[128], orgs[256];
-            assert_int_equal(kx_tls_peer_subject(s.t, cn, sizeof cn, orgs, sizeof orgs), 0);
-            assert_string_equal(cn, "admin");
+            assert_int_equal(connect_once(cctx, sctx, "localhost", &c, &s), round > 0);
             peer_free(&c); // no close_notify either way
             peer_free(&s);
         }
