@@ -126,6 +126,12 @@ int kx_tls_take(kx_tls *t, uint8_t *buf, size_t cap);
 
 // Ciphertext bytes waiting for kx_tls_take.
 size_t kx_tls_pending(const kx_tls *t);
+// The same bytes in place, for a caller that can send from them directly:
+// returns kx_tls_pending(t) and points *p at them (valid until the next call
+// on t); kx_tls_consume(t, n) then drops the first n (n <= pending), as a
+// kx_tls_take of n would have.
+size_t kx_tls_peek(const kx_tls *t, const uint8_t **p);
+void kx_tls_consume(kx_tls *t, size_t n);
 
 bool kx_tls_handshake_done(const kx_tls *t);
 // Session resumption across processes. kx_tls_session_save serializes the

@@ -7,6 +7,7 @@
 // take at once.
 #include "kubexec/conn.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,26 +136,32 @@ static void conn_flush(kx_conn *c)
         size_t pending = kx_tls_pending(c->tls);
         if (pending == 0)
             break;
-        if (c->tcp.write_queue_size == 0 && pending <= sizeof g_cipher) {
-            int n = kx_tls_take(c->tls, g_cipher, sizeof g_cipher);
-            if (n <= 0)
-                break;
-            uv_buf_t b = uv_buf_init((char *)g_cipher, (unsigned)n);
+        if (c->tcp.write_queue_size == 0) {
+            // Straight from the engine's buffer; only what the socket does
+            // not take now is copied, for uv_write.
+            const uint8_t *p;
+            size_t n = kx_tls_peek(c->tls, &p);
+            if (n > INT_MAX)
+                n = INT_MAX;
+            uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
             int w = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-            if (w == n)
-                continue;
             if (w < 0 && w != UV_EAGAIN) {
                 conn_fail(c, w);
                 return;
             }
             size_t done = w > 0 ? (size_t)w : 0;
-            size_t rest = (size_t)n - done;
+            if (done == n) {
+                kx_tls_consume(c->tls, done);
+                continue;
+            }
+            size_t rest = n - done;
             conn_write *cw = (conn_write *)malloc(sizeof *cw + rest);
             if (!cw) {
                 conn_fail(c, -ENOMEM);
                 return;
             }
-            memcpy(cw + 1, g_cipher + done, rest);
+            memcpy(cw + 1, p + done, rest);
+            kx_tls_consume(c->tls, n);
             cw->conn = c;
             cw->len = rest;
             cw->req.data = cw;

@@ -727,6 +727,25 @@ int kx_tls_take(kx_tls *t, uint8_t *buf, size_t cap)
     return (int)n;
 }
 
+size_t kx_tls_peek(const kx_tls *t, const uint8_t **p)
+{
+    *p = t->out.data + t->out_off;
+    return t->out.len - t->out_off;
+}
+
+void kx_tls_consume(kx_tls *t, size_t n)
+{
+    size_t avail = t->out.len - t->out_off;
+    if (n > avail)
+        n = avail;
+    if (n == 0)
+        return;
+    t->out_off += n;
+    if (t->out_off == t->out.len)
+        buf_emptied(&t->out, &t->out_off);
+    t->sent = true;
+}
+
 size_t kx_tls_pending(const kx_tls *t)
 {
     return t->out.len - t->out_off;

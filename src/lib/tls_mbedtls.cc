@@ -826,6 +826,20 @@ int kx_tls_take(kx_tls *t, uint8_t *buf, size_t cap)
     return (int)n;
 }
 
+size_t kx_tls_peek(const kx_tls *t, const uint8_t **p)
+{
+    *p = t->out.data;
+    return t->out.len;
+}
+
+void kx_tls_consume(kx_tls *t, size_t n)
+{
+    if (n == 0)
+        return;
+    kx_buf_consume(&t->out, n < t->out.len ? n : t->out.len);
+    t->sent = true;
+}
+
 size_t kx_tls_pending(const kx_tls *t)
 {
     return t->out.len;

@@ -344,6 +344,46 @@ static size_t heap_in_use(void)
 // After a burst, an idle connection gives its grown buffers back: 1 MiB
 // each way (written at once, so the outgoing buffer holds all of it) leaves
 // the pair holding no more than before, give or take 32 KiB.
+// kx_tls_peek / kx_tls_consume hand out the same bytes as kx_tls_take, in
+// place: 300 KB moved client -> server by consuming odd amounts of what peek
+// shows (kx_conn sends straight from it) arrive intact; peek shows what
+// pending says; consuming more than pending drops only what is there.
+static void peek_and_consume_are_take(void **)
+{
+    peer c, s;
+    make_pair(&c, &s, ca_crt, cli_crt, cli_key, KX_TLS_REQUIRE_CLIENT_CERT, "localhost");
+    pump(&c, &s, 0);
+    const size_t len = 300000;
+    uint8_t *a = static_cast<uint8_t *>(malloc(len));
+    for (size_t i = 0; i < len; i++)
+        a[i] = (uint8_t)(i * 7 + 3);
+    assert_int_equal(kx_tls_write(c.t, a, len), 0);
+    size_t turn = 0;
+    for (;;) {
+        const uint8_t *p;
+        size_t n = kx_tls_peek(c.t, &p);
+        assert_int_equal(n, kx_tls_pending(c.t));
+        if (n == 0)
+            break;
+        size_t k = 1 + (turn++ * 7919) % 5000;
+        if (k > n)
+            k = n;
+        assert_int_equal(kx_tls_feed(s.t, p, k), 0);
+        kx_tls_consume(c.t, k);
+        drain(&s);
+    }
+    assert_int_equal(s.err, 0);
+    assert_int_equal(s.in.len, len);
+    assert_memory_equal(s.in.data, a, len);
+    assert_int_equal(kx_tls_write(c.t, a, 10), 0);
+    size_t n = kx_tls_pending(c.t);
+    kx_tls_consume(c.t, n + 100);
+    assert_int_equal(kx_tls_pending(c.t), 0);
+    peer_free(&c);
+    peer_free(&s);
+    free(a);
+}
+
 static void idle_after_a_burst_keeps_no_buffers(void **)
 {
     const size_t len = 1u << 20;
@@ -779,6 +819,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(handshake_and_data_in_any_pieces),
         cmocka_unit_test(one_mebibyte_both_ways),
+        cmocka_unit_test(peek_and_consume_are_take),
         cmocka_unit_test(idle_after_a_burst_keeps_no_buffers),
         cmocka_unit_test(subject_joins_all_orgs),
         cmocka_unit_test(wrong_ca_fails_verification),

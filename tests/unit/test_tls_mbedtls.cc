@@ -365,6 +365,44 @@ static void bulk_records_hand_over_mid_stream(void **)
     free(down);
 }
 
+// kx_tls_peek / kx_tls_consume on this backend: the client's ciphertext
+// moved to the server by consuming odd amounts of what peek shows, before
+// and after the bulk hand-over, arrives intact.
+static void peek_and_consume_are_take(void **)
+{
+    kx_tls_ctx *cctx = client_ctx(ca, true);
+    kx_tls_ctx_bulk_after(cctx, 100000);
+    conn k;
+    conn_open(&k, cctx, "127.0.0.1");
+    size_t turn = 0;
+    settle(&k, 0, &turn);
+    const size_t len = 300000;
+    uint8_t *up = pattern(len, 9);
+    for (size_t off = 0; off < len; off += 50000) {
+        assert_int_equal(kx_tls_write(k.c.t, up + off, 50000), 0);
+        for (;;) {
+            const uint8_t *p;
+            size_t n = kx_tls_peek(k.c.t, &p);
+            assert_int_equal(n, kx_tls_pending(k.c.t));
+            if (n == 0)
+                break;
+            size_t m = 1 + (turn++ * 7919) % 5000;
+            if (m > n)
+                m = n;
+            assert_int_equal(BIO_write(k.s.rbio, p, (int)m), (int)m);
+            kx_tls_consume(k.c.t, m);
+            ossl_server_step(&k.s);
+        }
+    }
+    assert_true(kx_tls_bulk_records(k.c.t));
+    assert_false(k.s.failed);
+    assert_int_equal(k.s.in.len, len);
+    assert_memory_equal(k.s.in.data, up, len);
+    free(up);
+    conn_close(&k);
+    kx_tls_ctx_free(cctx);
+}
+
 // The threshold crossed by a write while mbedTLS holds half a record from
 // the server: the hand-over waits for the record's end (else the rest of it
 // would be parsed as a new record).
@@ -636,6 +674,7 @@ int main(void)
         cmocka_unit_test(resumption),
         cmocka_unit_test(bulk_records_hand_over_mid_stream),
         cmocka_unit_test(bulk_records_wait_for_a_whole_record),
+        cmocka_unit_test(peek_and_consume_are_take),
         cmocka_unit_test(bulk_records_refuse_tampering),
         cmocka_unit_test(garbage_and_limits),
         cmocka_unit_test(context_errors),
