@@ -505,6 +505,12 @@ t_node_sigkill() {
 			case $cmd in "sleep 321"*) found=1 ;; esac
 		done < <(kx_descendants "$KX_NODE_PID")
 	done
+	# The agent's cgroup directory: a SIGKILLed node cannot remove it (a restarted
+	# one would reuse it); this test's data dir goes away, so the test does.
+	local cg="" line
+	for p in "${pids[@]}"; do
+		line=$(grep -m1 '^0::/kubexec/' "/proc/$p/cgroup" 2>/dev/null) && cg=$(echo "${line#0::}" | cut -d/ -f1-3) && break
+	done
 	kill -KILL "$KX_NODE_PID"
 	wait "$KX_NODE_PID" 2>/dev/null
 	KX_NODE_PID=
@@ -526,6 +532,11 @@ t_node_sigkill() {
 		[ "$(kx_starttime "${pids[$i]}")" = "${sts[$i]}" ] && kill -KILL "${pids[$i]}" 2>/dev/null
 	done
 	wait "$kp" 2>/dev/null
+	if [ -n "$cg" ]; then
+		for d in "/sys/fs/cgroup$cg" "/sys/fs/cgroup/unified$cg"; do
+			[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+		done
+	fi
 }
 t_node_sigkill "$ver"
 
