@@ -858,17 +858,22 @@ static bool label_selector(const kx_api_request *req, kx_lsel **out, kx_api_resp
     *out = nullptr;
     if (!req->query)
         return false;
-    // A value is never longer than the query that carries it.
+    // A value is never longer than the query that carries it. The parsed
+    // selector (~40 KiB) is allocated only when there is one to parse.
     size_t cap = strlen(req->query) + 1;
     char *text = static_cast<char *>(malloc(cap));
-    kx_lsel *sel = static_cast<kx_lsel *>(malloc(sizeof *sel));
+    kx_lsel *sel = nullptr;
     bool answered = false;
     char why[600];
-    if (!text || !sel) {
+    if (!text) {
         *rc = st_internal(resp, "out of memory");
         answered = true;
     } else if (query_get(req->query, "labelSelector", text, cap) && text[0]) {
-        if (kx_lsel_parse(text, sel, why, sizeof why) < 0) {
+        sel = static_cast<kx_lsel *>(malloc(sizeof *sel));
+        if (!sel) {
+            *rc = st_internal(resp, "out of memory");
+            answered = true;
+        } else if (kx_lsel_parse(text, sel, why, sizeof why) < 0) {
             *rc = st_bad_request(resp, "%s", why);
             answered = true;
         } else if (sel->n) {
