@@ -79,6 +79,12 @@ int kx_httpd_chunked_write(kx_httpd_req *req, const void *p, size_t n);
 int kx_httpd_chunked_end(kx_httpd_req *req);
 size_t kx_httpd_queued(const kx_httpd_req *req);
 
+// Serves c (a ready connection made elsewhere: a stream of a kubexec-mux
+// connection, kubexec/mux.h) like an accepted one: its requests go to the
+// handler, the idle bound and kx_httpd_close apply. The httpd owns c from
+// here; it is aborted when the server is closing (-ESHUTDOWN) or out of
+// memory (-ENOMEM).
+int kx_httpd_adopt(kx_httpd *s, kx_conn *c);
 // Takes the connection for an upgraded protocol: the httpd forgets it, the
 // caller installs its own callbacks with kx_conn_set_user and owns closing
 // it. req->extra must be consumed before returning to the loop.

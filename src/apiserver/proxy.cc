@@ -377,6 +377,14 @@ void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stre
     // this session ends).
     kx_strlcpy(p->node_host, t->node_host, sizeof p->node_host);
     p->node_port = t->node_port;
+    // A stream on the node's mux connection needs no dial at all; else a
+    // warm connection skips the handshake.
+    p->node = kx_nodepool_stream(s, t->node_host, t->node_port, &node_cb, p);
+    if (p->node) {
+        p->from_pool = true;   // the mux may have died unseen, like a spare
+        node_on_ready(p->node, 0);
+        return;
+    }
     p->node = kx_nodepool_take(s, t->node_host, t->node_port);
     if (p->node) {
         p->from_pool = true;

@@ -43,5 +43,14 @@ kx_conn *kx_nodepool_take(kx_apiserver *srv, const char *host, int port);
 // is closed after 10 s unused, or when the node closes or writes on it).
 // Called when a proxied session ends; does nothing after close_all.
 void kx_nodepool_warm(kx_apiserver *srv, const char *host, int port);
-// Shutdown: closes every spare, and no more are dialed.
+// Shutdown: closes every spare and mux connection, and no more are dialed.
 void kx_nodepool_close_all(void);
+// A new stream on the node's multiplexed connection (kubexec/mux.h): a
+// ready kx_conn with cb/user installed, to be used like a connection that
+// has just been dialed. Null when there is none yet (one is then dialed and
+// upgraded in the background, for the next session), while it is being set
+// up, or when the node refused the upgrade (an older node: asked again after
+// a minute); the caller dials as before. A mux connection with no stream for
+// kMuxIdleMs is closed.
+kx_conn *kx_nodepool_stream(kx_apiserver *srv, const char *host, int port,
+                            const kx_conn_callbacks *cb, void *user);

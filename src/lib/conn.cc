@@ -11,36 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn_impl.h"
 #include "kubexec/tls.h"
 #include "kubexec/util.h"
-
-enum {
-    F_READING = 1 << 0,   // uv_read_start active
-    F_PAUSED = 1 << 1,    // user asked us not to deliver data
-    F_CLOSING = 1 << 2,   // kx_conn_close/abort called
-    F_READY = 1 << 3,     // handshake done and reported
-    F_ENDED = 1 << 4,     // on_end delivered
-    F_HIGH = 1 << 5,      // write queue went above the high watermark
-    F_CLIENT = 1 << 6,
-    F_CONNECTED = 1 << 7, // TCP connected (client) / accepted (server)
-    F_HANDLES = 1 << 8,   // uv_close issued
-    F_RESOLVING = 1 << 9, // uv_getaddrinfo pending: it owns the last word
-};
-
-struct kx_conn {
-    uv_tcp_t tcp;
-    uv_timer_t close_timer;   // bounds the graceful close
-    uv_timer_t resume_timer;  // delivers buffered plaintext after a resume
-    uv_getaddrinfo_t gai;
-    uv_connect_t connect_req;
-    kx_tls *tls;
-    kx_conn_callbacks cb;
-    void *user;
-    unsigned flags;
-    int open_handles;
-    int port;
-    char verify_host[256];
-};
 
 struct conn_write {
     uv_write_t req;
@@ -76,6 +49,12 @@ static void conn_close_handles(kx_conn *c)
     if (c->flags & F_HANDLES)
         return;
     c->flags |= F_HANDLES | F_CLOSING;
+    if (c->flags & F_STREAM) {
+        kx__stream_detach(c);
+        uv_close((uv_handle_t *)&c->close_timer, conn_handle_closed);
+        uv_close((uv_handle_t *)&c->resume_timer, conn_handle_closed);
+        return;
+    }
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
     uv_close((uv_handle_t *)&c->close_timer, conn_handle_closed);
     uv_close((uv_handle_t *)&c->resume_timer, conn_handle_closed);
@@ -88,6 +67,32 @@ static void conn_end(kx_conn *c, int status)
     c->flags |= F_ENDED;
     if (c->cb.on_end)
         c->cb.on_end(c, status);
+}
+
+void kx__conn_end(kx_conn *c, int status)
+{
+    conn_end(c, status);
+}
+
+void kx__conn_close_handles(kx_conn *c)
+{
+    conn_close_handles(c);
+}
+
+kx_conn *kx__conn_new_stream(uv_loop_t *loop, size_t extra, const kx_conn_callbacks *cb,
+                             void *user)
+{
+    kx_conn *c = (kx_conn *)calloc(1, KX__CONN_STREAM_SIZE + extra);
+    if (!c)
+        return nullptr;
+    c->cb = *cb;
+    c->user = user;
+    uv_timer_init(loop, &c->close_timer);
+    uv_timer_init(loop, &c->resume_timer);
+    c->close_timer.data = c->resume_timer.data = c;
+    c->open_handles = 2;
+    c->flags = F_STREAM | F_CONNECTED | F_READY;
+    return c;
 }
 
 static void conn_fail(kx_conn *c, int status)
@@ -433,6 +438,8 @@ int kx_conn_write2(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b, si
 {
     if (c->flags & F_CLOSING)
         return -EPIPE;
+    if (c->flags & F_STREAM)
+        return kx__stream_write2(c, a, an, b, bn);
     int r = 0;
     if (an && bn && an <= kJoinHead) {
         // Each TLS write is a record of its own: a frame header alone would
@@ -457,11 +464,17 @@ int kx_conn_write2(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b, si
 
 size_t kx_conn_queued(const kx_conn *c)
 {
+    if (c->flags & F_STREAM)
+        return kx__stream_queued(c);
     return c->tcp.write_queue_size + kx_tls_pending(c->tls);
 }
 
 void kx_conn_pause(kx_conn *c)
 {
+    if (c->flags & F_STREAM) {
+        kx__stream_pause(c);
+        return;
+    }
     c->flags |= F_PAUSED;
     if (c->flags & F_READING) {
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -483,6 +496,10 @@ void kx_conn_resume(kx_conn *c)
 {
     if (!(c->flags & F_PAUSED) || (c->flags & F_CLOSING))
         return;
+    if (c->flags & F_STREAM) {
+        kx__stream_resume(c);
+        return;
+    }
     c->flags &= ~F_PAUSED;
     // Plaintext may still sit in the engine; deliver it from the loop, not
     // from inside the caller's stack.
@@ -503,6 +520,10 @@ void kx_conn_close(kx_conn *c)
 {
     if (c->flags & F_CLOSING)
         return;
+    if (c->flags & F_STREAM) {
+        kx__stream_close(c);
+        return;
+    }
     c->flags |= F_CLOSING;
     if (c->flags & F_READING) {
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -537,6 +558,10 @@ void kx_conn_close(kx_conn *c)
 
 void kx_conn_abort(kx_conn *c)
 {
+    if (c->flags & F_STREAM) {
+        kx__stream_abort(c);
+        return;
+    }
     if (c->flags & F_RESOLVING) {
         // conn_resolved runs later and closes the handles; freeing now
         // would leave it a dangling request.
@@ -549,29 +574,46 @@ void kx_conn_abort(kx_conn *c)
 
 int kx_conn_set_tls_session(kx_conn *c, const uint8_t *p, size_t n)
 {
-    if (!(c->flags & F_CLIENT) || (c->flags & F_READY))
+    if (!(c->flags & F_CLIENT) || (c->flags & (F_READY | F_STREAM)))
         return -EINVAL;
     return kx_tls_set_session(c->tls, p, n);
 }
 
 int kx_conn_tls_session_save(const kx_conn *c, uint8_t *buf, size_t cap)
 {
+    if (c->flags & F_STREAM)
+        c = kx__stream_parent(c);
+    if (!c)
+        return -ENOTCONN;
     return kx_tls_session_save(c->tls, buf, cap);
 }
 
 bool kx_conn_tls_resumed(const kx_conn *c)
 {
+    if (c->flags & F_STREAM)
+        c = kx__stream_parent(c);
+    if (!c)
+        return false;
     return kx_tls_session_reused(c->tls);
 }
 
 const char *kx_conn_tls_error(const kx_conn *c)
 {
+    if (c->flags & F_STREAM)
+        c = kx__stream_parent(c);
+    if (!c)
+        return "";
     return kx_tls_error(c->tls);
 }
 
 bool kx_conn_closing(const kx_conn *c)
 {
     return (c->flags & F_CLOSING) != 0;
+}
+
+bool kx_conn_is_stream(const kx_conn *c)
+{
+    return (c->flags & F_STREAM) != 0;
 }
 
 void *kx_conn_user(const kx_conn *c)
@@ -588,11 +630,19 @@ void kx_conn_set_user(kx_conn *c, void *user, const kx_conn_callbacks *cb)
 
 int kx_conn_peer_subject(const kx_conn *c, char *cn, size_t cncap, char *orgs, size_t orgcap)
 {
+    if (c->flags & F_STREAM)
+        c = kx__stream_parent(c);
+    if (!c)
+        return -ENOTCONN;
     return kx_tls_peer_subject(c->tls, cn, cncap, orgs, orgcap);
 }
 
 int kx_conn_peer_addr(const kx_conn *c, char *out, size_t cap)
 {
+    if (c->flags & F_STREAM)
+        c = kx__stream_parent(c);
+    if (!c)
+        return -ENOTCONN;
     struct sockaddr_storage ss;
     int len = sizeof ss;
     int r = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);

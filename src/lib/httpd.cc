@@ -195,28 +195,56 @@ static void hc_on_drain(kx_conn *)
 static const kx_conn_callbacks hc_conn_cb = {hc_on_ready, hc_on_data, hc_on_end, hc_on_drain,
                                              hc_on_close};
 
-static void httpd_on_connection(uv_stream_t *server, int status)
+// Registers hc (conn set) with s and starts serving it.
+static void hc_add(kx_httpd *s, httpd_conn *hc)
 {
-    kx_httpd *s = (kx_httpd *)server->data;
-    if (status < 0 || s->closing)
-        return;
-    httpd_conn *hc = (httpd_conn *)calloc(1, sizeof *hc);
-    if (!hc)
-        return;
-    hc->srv = s;
-    hc->idle_since = uv_now(s->loop);
-    kx_http_parser_init(&hc->parser, KX_HTTP_REQUEST, &hc_parser_cb, hc);
-    hc->conn = kx_conn_accept(server, s->ctx, &hc_conn_cb, hc);
-    if (!hc->conn) {
-        free(hc);
-        return;
-    }
     s->nconns++;
     hc->next = s->conns;
     if (s->conns)
         s->conns->pprev = &hc->next;
     s->conns = hc;
     hc->pprev = &s->conns;
+}
+
+static httpd_conn *hc_new(kx_httpd *s)
+{
+    httpd_conn *hc = (httpd_conn *)calloc(1, sizeof *hc);
+    if (!hc)
+        return nullptr;
+    hc->srv = s;
+    hc->idle_since = uv_now(s->loop);
+    kx_http_parser_init(&hc->parser, KX_HTTP_REQUEST, &hc_parser_cb, hc);
+    return hc;
+}
+
+int kx_httpd_adopt(kx_httpd *s, kx_conn *c)
+{
+    httpd_conn *hc = s->closing ? nullptr : hc_new(s);
+    if (!hc) {
+        kx_conn_abort(c);
+        return s->closing ? -ESHUTDOWN : -ENOMEM;
+    }
+    hc->conn = c;
+    kx_conn_set_user(c, hc, &hc_conn_cb);
+    hc_add(s, hc);
+    hc_on_ready(c, 0);
+    return 0;
+}
+
+static void httpd_on_connection(uv_stream_t *server, int status)
+{
+    kx_httpd *s = (kx_httpd *)server->data;
+    if (status < 0 || s->closing)
+        return;
+    httpd_conn *hc = hc_new(s);
+    if (!hc)
+        return;
+    hc->conn = kx_conn_accept(server, s->ctx, &hc_conn_cb, hc);
+    if (!hc->conn) {
+        free(hc);
+        return;
+    }
+    hc_add(s, hc);
 }
 
 static void httpd_sweep(uv_timer_t *t)

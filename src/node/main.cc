@@ -525,6 +525,7 @@ static void on_pods_stopped(void *)
 
 static void on_sessions_stopped(void *)
 {
+    kx_node_close_muxes(&g_node);
     if (g_node.httpd) {
         kx_httpd_close(g_node.httpd, nullptr, nullptr);
         g_node.httpd = nullptr;

@@ -20,6 +20,7 @@ struct kx_node {
     kx_tls_ctx *server_ctx;
     exec_session *sessions;       // live exec sessions (for shutdown)
     unsigned long sessions_total, sessions_active;
+    unsigned long mux_streams_total;  // streams opened on API server mux connections
     bool shutting_down;
 };
 
@@ -42,3 +43,6 @@ void kx_node_logs(kx_node *n, kx_httpd_req *req, const char *ns, const char *pod
 // Ends every exec session (clients get EOF, processes are killed after the
 // grace period); cb runs once all are gone.
 void kx_node_stop_sessions(kx_node *n, void (*cb)(void *), void *data);
+// stream.cc: closes the API server's mux connections (their streams are
+// reset); for the shutdown, once the sessions are gone.
+void kx_node_close_muxes(kx_node *n);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kubexec/http1.h"
+#include "kubexec/mux.h"
 #include "node.h"
 #include "rcx.h"
 
@@ -147,6 +148,81 @@ static bool method_ok(kx_httpd_req *req)
     return false;
 }
 
+// --- the API server's multiplexed connection (kubexec/mux.h) ---------------
+
+struct node_mux {
+    node_mux *next, **pprev;
+    kx_node *node;
+    kx_mux *mux;
+};
+static node_mux *g_muxes;
+
+static void mux_on_stream(kx_mux *m, kx_conn *child)
+{
+    node_mux *nm = (node_mux *)kx_mux_user(m);
+    // A stream is a connection of its own to the HTTP server: its request is
+    // routed, authorized (the parent's certificate) and upgraded as usual.
+    if (!nm->node->httpd || kx_httpd_adopt(nm->node->httpd, child) < 0)
+        return;   // adopt aborted it
+    nm->node->mux_streams_total++;
+}
+
+static void mux_on_close(kx_mux *m, int)
+{
+    node_mux *nm = (node_mux *)kx_mux_user(m);
+    *nm->pprev = nm->next;
+    if (nm->next)
+        nm->next->pprev = nm->pprev;
+    free(nm);
+}
+
+static const kx_mux_callbacks node_mux_cb = {mux_on_stream, mux_on_close};
+
+// GET /mux with "Upgrade: kubexec-mux/1": the connection becomes a mux whose
+// streams are served like connections.
+static void serve_mux(kx_node *node, kx_httpd_req *req)
+{
+    const char *up = kx_http_get(req->head, "Upgrade");
+    if (strcmp(req->head->method, "GET") != 0 || !req->head->upgrade || !up ||
+        strcasecmp(up, KX_MUX_PROTOCOL) != 0) {
+        kx_httpd_respond_text(req, 400, "mux: GET with \"Upgrade: " KX_MUX_PROTOCOL "\" expected");
+        return;
+    }
+    node_mux *nm = (node_mux *)calloc(1, sizeof *nm);
+    if (!nm) {
+        kx_httpd_respond_text(req, 500, "out of memory");
+        return;
+    }
+    // req->extra belongs to the request: the frames in it are parsed before
+    // this returns (kx_mux_start).
+    const uint8_t *extra = req->extra;
+    size_t extra_len = req->extra_len;
+    kx_conn *c = kx_httpd_hijack(req);
+    static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                             "Upgrade: " KX_MUX_PROTOCOL "\r\n\r\n";
+    kx_conn_write(c, (const uint8_t *)ok, sizeof ok - 1);
+    nm->node = node;
+    nm->next = g_muxes;
+    if (g_muxes)
+        g_muxes->pprev = &nm->next;
+    g_muxes = nm;
+    nm->pprev = &g_muxes;
+    nm->mux = kx_mux_start(c, false, &node_mux_cb, nm, extra, extra_len);
+    if (!nm->mux) {
+        *nm->pprev = nm->next;
+        if (nm->next)
+            nm->next->pprev = nm->pprev;
+        free(nm);
+        kx_conn_abort(c);
+    }
+}
+
+void kx_node_close_muxes(kx_node *)
+{
+    for (node_mux *nm = g_muxes; nm; nm = nm->next)
+        kx_mux_close(nm->mux);
+}
+
 void kx_node_handle(void *user, kx_httpd_req *req)
 {
     kx_node *node = (kx_node *)user;
@@ -156,6 +232,10 @@ void kx_node_handle(void *user, kx_httpd_req *req)
     }
     if (node->shutting_down) {
         kx_httpd_respond_text(req, 503, "node is shutting down");
+        return;
+    }
+    if (strcmp(req->path, "/mux") == 0) {
+        serve_mux(node, req);
         return;
     }
     char parts[4][254];

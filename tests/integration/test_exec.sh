@@ -484,6 +484,32 @@ if [ "$need_proxy" = 1 ]; then
 	PROXY_PID=
 fi
 
+# The API server carries its sessions to the node as streams of one
+# connection (kubexec/mux.h): five sessions held at once, one connection
+# between the daemons, and each session gets its own output and exit code.
+t_mux() {
+	local port i n rc bad="" pids=()
+	port=$(sed -n 's/.*serving the kubelet API on [^ ]*:\([0-9]*\)$/\1/p' "$KX_TMP/node.log" | head -n1)
+	kc exec demo -- true </dev/null >/dev/null 2>&1   # the first session also dials the mux
+	sleep 0.5
+	for i in 1 2 3 4 5; do
+		kc exec demo -- sh -c "sleep 2; echo mux-$i; exit $((10 + i))" </dev/null \
+			>"$KX_TMP/mux-$i.out" 2>"$KX_TMP/mux-$i.err" &
+		pids+=("$!")
+	done
+	sleep 1.2
+	n=$(ss -Htn state established "( sport = :$port )" | wc -l)
+	for i in 1 2 3 4 5; do
+		wait "${pids[$((i - 1))]}"
+		rc=$?
+		{ [ "$rc" = $((10 + i)) ] && [ "$(cat "$KX_TMP/mux-$i.out")" = "mux-$i" ]; } ||
+			bad="$bad $i(exit $rc, out '$(head -c 80 "$KX_TMP/mux-$i.out")')"
+	done
+	result "[$1] five sessions at once ride one API server → node connection, each with its own output and exit code" \
+		"$([ -n "$port" ] && [ "$n" = 1 ] && [ -z "$bad" ]; echo $?)" "node port '$port', connections to it: $n; wrong:$bad"
+}
+t_mux "$ver"
+
 t_notready "$ver"
 
 # Last, as it ends the node: a node that dies without stopping its pods

@@ -117,6 +117,9 @@ while :; do
 	sleep 0.5
 done
 result "pods web and hweb are Running" "$([ "$a" = Running ] && [ "$b" = Running ]; echo $?)" "web=$a hweb=$b"
+# The API server keeps one multiplexed connection to the node (kubexec/mux.h),
+# dialed by its first session: the baseline includes it.
+kq exec web -- true </dev/null >/dev/null 2>&1
 sleep 1
 fd_list() { find "/proc/$KX_NODE_PID/fd" -mindepth 1 -printf '%f -> %l\n' 2>/dev/null | sort; }
 FD_BEFORE=$(kx_fd_count "$KX_NODE_PID")
