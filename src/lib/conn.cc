@@ -462,6 +462,20 @@ int kx_conn_write2(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b, si
     return (c->flags & F_HANDLES) ? -EPIPE : 0;
 }
 
+int kx__conn_write_raw(kx_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->flags & (F_CLOSING | F_STREAM))
+        return -EPIPE;
+    int r = kx_tls_write(c->tls, p, n);
+    return r < 0 ? r : 0;
+}
+
+void kx__conn_flush(kx_conn *c)
+{
+    if (!(c->flags & F_STREAM))
+        conn_flush(c);
+}
+
 size_t kx_conn_queued(const kx_conn *c)
 {
     if (c->flags & F_STREAM)

@@ -93,6 +93,8 @@ int kx_mux_parse(kx_mux_parser *p, const uint8_t *d, size_t n, const kx_mux_pars
                     p->err = r;
                 continue;
             }
+            if (n == 0)
+                break;   // the payload comes with the next call
         }
         size_t take = p->left < n ? p->left : n;
         p->left -= (uint32_t)take;
@@ -154,8 +156,8 @@ struct kx_mux {
     kx_mux_parser parser;
 };
 
-// One frame at a time leaves through here: header and payload in one write,
-// so they share a TLS record (the payload limit keeps it within one).
+// One frame at a time leaves through here: header and payload in one
+// write, so a small frame is one TLS record.
 static uint8_t g_frame[KX_MUX_HEADER + KX_MUX_MAX_DATA];
 // Held bytes are handed on from a copy: the user may write, pause or close
 // during on_data, which must not move the bytes under the call.
@@ -207,14 +209,25 @@ static void unlink_stream(kx_mux *m, kx_mux_stream *s)
         }
 }
 
+// Frames are written to the parent's TLS engine without a send; the entry
+// points (a user's write or close, the end of a parent read, a held
+// delivery) send them with one flush. While the whole connection is going
+// away nothing more is said per stream: a FIN then would make a reset stream
+// look complete to the peer, which learns of the end from the connection's.
 static int send_frame(kx_mux *m, uint32_t id, kx_mux_type type, const uint8_t *p, size_t n)
 {
-    if (m->closing && type != KX_MUX_RST && type != KX_MUX_FIN)
+    if (m->closing)
         return -EPIPE;
     kx_mux_put_header(g_frame, id, type, (uint32_t)n);
     if (n)
         memcpy(g_frame + KX_MUX_HEADER, p, n);
-    return kx_conn_write(m->parent, g_frame, KX_MUX_HEADER + n);
+    return kx__conn_write_raw(m->parent, g_frame, KX_MUX_HEADER + n);
+}
+
+static void flush(kx_mux *m)
+{
+    if (m)
+        kx__conn_flush(m->parent);
 }
 
 static int send_window(kx_mux *m, uint32_t id, uint32_t inc)
@@ -265,6 +278,7 @@ static void finish_close(kx_mux_stream *s)
     kx_conn *c = s->conn;
     if (s->mux && !s->fin_sent && send_frame(s->mux, s->id, KX_MUX_FIN, nullptr, 0) == 0)
         s->fin_sent = true;
+    flush(s->mux);
     kx__conn_close_handles(c);
 }
 
@@ -290,6 +304,7 @@ static void pump(kx_mux_stream *s)
         return;
     }
     s->out_off += (size_t)r;
+    flush(s->mux);   // before the drain check: unsent frames count as queued
     if (out_len(s) == 0) {
         kx_buf_free(&s->out);
         s->out_off = 0;
@@ -320,7 +335,7 @@ int kx__stream_write2(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b,
                 memcpy(f, a, an);
                 memcpy(f + an, b, bn);
                 kx_mux_put_header(g_frame, s->id, KX_MUX_DATA, (uint32_t)(an + bn));
-                int r = kx_conn_write(s->mux->parent, g_frame, KX_MUX_HEADER + an + bn);
+                int r = kx__conn_write_raw(s->mux->parent, g_frame, KX_MUX_HEADER + an + bn);
                 if (r < 0)
                     return r;
                 s->send_window -= (uint32_t)(an + bn);
@@ -333,8 +348,11 @@ int kx__stream_write2(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b,
             n -= (size_t)sent;
         }
         if (n) {
-            if (s->out_off && s->out_off == s->out.len) {
-                s->out.len = 0;
+            // The sent front goes once it is half the buffer: a writer that
+            // refills from on_drain never empties it, and copying at most
+            // as much as is kept costs O(1) per byte.
+            if (s->out_off && s->out_off * 2 >= s->out.len) {
+                kx_buf_consume(&s->out, s->out_off);
                 s->out_off = 0;
             }
             int r = kx_buf_append(&s->out, p, n, SIZE_MAX);
@@ -342,6 +360,7 @@ int kx__stream_write2(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b,
                 return r;
         }
     }
+    flush(s->mux);
     if (kx__stream_queued(c) >= KX_CONN_HIGH_WATER)
         c->flags |= F_HIGH;
     return 0;
@@ -372,6 +391,7 @@ static void deliver_held(uv_timer_t *t)
     }
     if (s->in.len == 0)
         kx_buf_free(&s->in);
+    flush(s->mux);   // the credit returned
     if (s->in.len == 0 && s->fin_rcvd && !(c->flags & (F_PAUSED | F_CLOSING)))
         kx__conn_end(c, 0);
 }
@@ -410,9 +430,11 @@ void kx__stream_detach(kx_conn *c)
     kx_mux *m = s->mux;
     if (!m)
         return;
-    // Neither FIN went both ways nor was the stream reset: tell the peer.
-    if (!(s->fin_sent && s->fin_rcvd) && !m->closing)
-        send_frame(m, s->id, KX_MUX_RST, nullptr, 0);
+    // Left without a FIN (kx_conn_abort, an error): the peer must not wait
+    // for more. After a FIN the peer still gets what it holds; its data that
+    // comes later is answered with RST (on_data).
+    if (!s->fin_sent && send_frame(m, s->id, KX_MUX_RST, nullptr, 0) == 0)
+        flush(m);
     unlink_stream(m, s);
     s->mux = nullptr;
     kx_buf_free(&s->out);
@@ -521,8 +543,10 @@ static int on_data(void *user, uint32_t id, const uint8_t *p, size_t n, bool end
         return 0;
     kx_mux_stream *s = find(m, id);
     if (!s) {
+        if (id > m->last_id)
+            return -EPROTO;   // never opened
         // Data for a stream this side closed: reset it, once per frame.
-        if (end && id <= m->last_id)
+        if (end)
             return send_frame(m, id, KX_MUX_RST, nullptr, 0) < 0 ? -EPIPE : 0;
         return 0;
     }
@@ -553,7 +577,9 @@ static void parent_data(kx_conn *pc, const uint8_t *p, size_t n)
     if (r < 0 && !m->closing) {
         end_all(m, r);
         kx_conn_abort(pc);
+        return;
     }
+    flush(m);   // WINDOW credit, RSTs and data released by WINDOW, in one send
 }
 
 static void parent_end(kx_conn *pc, int status)
@@ -619,8 +645,10 @@ kx_conn *kx_mux_open(kx_mux *m, const kx_conn_callbacks *cb, void *user)
     if (!s)
         return nullptr;
     m->last_id = id;
+    // Not flushed: the stream's first bytes follow at once and take it along.
     if (send_frame(m, id, KX_MUX_OPEN, nullptr, 0) < 0) {
-        s->fin_sent = s->fin_rcvd = true;
+        s->fin_sent = true;
+        kx_conn_set_user(s->conn, nullptr, &no_callbacks);   // the caller never had it
         kx__stream_abort(s->conn);
         return nullptr;
     }
