@@ -381,10 +381,12 @@ void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stre
     // warm connection skips the handshake.
     p->node = kx_nodepool_stream(s, t->node_host, t->node_port, &node_cb, p);
     if (p->node) {
+        s->node_streams_mux++;
         p->from_pool = true;   // the mux may have died unseen, like a spare
         node_on_ready(p->node, 0);
         return;
     }
+    s->node_streams_conn++;
     p->node = kx_nodepool_take(s, t->node_host, t->node_port);
     if (p->node) {
         p->from_pool = true;

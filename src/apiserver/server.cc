@@ -165,7 +165,7 @@ static void handle_stream(kx_apiserver *s, kx_httpd_req *req, const kx_api_user 
 
 static void handle_metrics(kx_apiserver *s, kx_httpd_req *req)
 {
-    char body[1024];
+    char body[2048];
     int n = snprintf(body, sizeof body,
                      "# HELP kubexec_apiserver_upgrades_total Streaming upgrade requests by transport.\n"
                      "# TYPE kubexec_apiserver_upgrades_total counter\n"
@@ -177,9 +177,15 @@ static void handle_metrics(kx_apiserver *s, kx_httpd_req *req)
                      "# HELP kubexec_apiserver_stream_sessions Proxied streaming sessions.\n"
                      "# TYPE kubexec_apiserver_stream_sessions gauge\n"
                      "kubexec_apiserver_stream_sessions %lu\n"
-                     "kubexec_apiserver_stream_sessions_total %lu\n",
+                     "kubexec_apiserver_stream_sessions_total %lu\n"
+                     "# HELP kubexec_apiserver_node_sessions_total Sessions sent to nodes: as a stream of the "
+                     "node's multiplexed connection, or on a connection of their own.\n"
+                     "# TYPE kubexec_apiserver_node_sessions_total counter\n"
+                     "kubexec_apiserver_node_sessions_total{via=\"mux\"} %lu\n"
+                     "kubexec_apiserver_node_sessions_total{via=\"connection\"} %lu\n",
                      s->upgrades_spdy, s->upgrades_websocket, s->upgrades_refused,
-                     s->active_sessions, s->proxied_sessions);
+                     s->active_sessions, s->proxied_sessions, s->node_streams_mux,
+                     s->node_streams_conn);
     kx_httpd_respond(req, 200, "text/plain; version=0.0.4", body, (size_t)n);
 }
 

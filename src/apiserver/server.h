@@ -16,6 +16,9 @@ struct kx_apiserver {
     // Counters for /metrics.
     unsigned long upgrades_spdy, upgrades_websocket, upgrades_refused;
     unsigned long proxied_sessions, active_sessions;
+    // Sessions started toward a node: as a stream of its mux connection, or
+    // on a connection of their own (none yet, or the node refused the mux).
+    unsigned long node_streams_mux, node_streams_conn;
 };
 
 // The request handler installed on the httpd.

@@ -20,7 +20,6 @@ struct kx_node {
     kx_tls_ctx *server_ctx;
     exec_session *sessions;       // live exec sessions (for shutdown)
     unsigned long sessions_total, sessions_active;
-    unsigned long mux_streams_total;  // streams opened on API server mux connections
     bool shutting_down;
 };
 

@@ -162,9 +162,10 @@ static void mux_on_stream(kx_mux *m, kx_conn *child)
     node_mux *nm = (node_mux *)kx_mux_user(m);
     // A stream is a connection of its own to the HTTP server: its request is
     // routed, authorized (the parent's certificate) and upgraded as usual.
-    if (!nm->node->httpd || kx_httpd_adopt(nm->node->httpd, child) < 0)
-        return;   // adopt aborted it
-    nm->node->mux_streams_total++;
+    if (nm->node->httpd)
+        kx_httpd_adopt(nm->node->httpd, child);   // aborts it when it cannot
+    else
+        kx_conn_abort(child);
 }
 
 static void mux_on_close(kx_mux *m, int)

@@ -488,10 +488,11 @@ fi
 # connection (kubexec/mux.h): five sessions held at once, one connection
 # between the daemons, and each session gets its own output and exit code.
 t_mux() {
-	local port i n rc bad="" pids=()
+	local port i n rc bad="" pids=() m0 m1
 	port=$(sed -n 's/.*serving the kubelet API on [^ ]*:\([0-9]*\)$/\1/p' "$KX_TMP/node.log" | head -n1)
 	kc exec demo -- true </dev/null >/dev/null 2>&1   # the first session also dials the mux
 	sleep 0.5
+	m0=$(kq get --raw /metrics </dev/null 2>/dev/null | sed -n 's/^kubexec_apiserver_node_sessions_total{via="mux"} //p')
 	for i in 1 2 3 4 5; do
 		kc exec demo -- sh -c "sleep 2; echo mux-$i; exit $((10 + i))" </dev/null \
 			>"$KX_TMP/mux-$i.out" 2>"$KX_TMP/mux-$i.err" &
@@ -505,8 +506,11 @@ t_mux() {
 		{ [ "$rc" = $((10 + i)) ] && [ "$(cat "$KX_TMP/mux-$i.out")" = "mux-$i" ]; } ||
 			bad="$bad $i(exit $rc, out '$(head -c 80 "$KX_TMP/mux-$i.out")')"
 	done
+	m1=$(kq get --raw /metrics </dev/null 2>/dev/null | sed -n 's/^kubexec_apiserver_node_sessions_total{via="mux"} //p')
 	result "[$1] five sessions at once ride one API server → node connection, each with its own output and exit code" \
-		"$([ -n "$port" ] && [ "$n" = 1 ] && [ -z "$bad" ]; echo $?)" "node port '$port', connections to it: $n; wrong:$bad"
+		"$([ -n "$port" ] && [ "$n" = 1 ] && [ -z "$bad" ] && [ -n "$m0" ] && [ -n "$m1" ] &&
+			[ "$((m1 - m0))" = 5 ]; echo $?)" \
+		"node port '$port', connections to it: $n; /metrics mux sessions ${m0:-?} -> ${m1:-?}; wrong:$bad"
 }
 t_mux "$ver"
 
