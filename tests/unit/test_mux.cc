@@ -46,6 +46,7 @@ extern "C" {
 #include "kubexec/conn.h"
 #include "kubexec/mux.h"
 #include "kubexec/pki.h"
+#include "pki_files.h"
 #include "kubexec/tls.h"
 #include "kubexec/util.h"
 
@@ -419,20 +420,6 @@ static char dir[64];
 static char ca_crt[128], srv_crt[128], srv_key[128], cli_crt[128], cli_key[128];
 static kx_tls_ctx *sctx, *cctx;
 
-static void must(int r, const char *what)
-{
-    if (r != 0) {
-        fprintf(stderr, "fixture: %s failed: %d\n", what, r);
-        abort();
-    }
-}
-
-static void put(char *path, size_t cap, const char *name, const char *data)
-{
-    snprintf(path, cap, "%s/%s", dir, name);
-    must(kx_pki_write_file(path, data, 0600), name);
-}
-
 static int group_setup(void **)
 {
     snprintf(dir, sizeof dir, "/tmp/kx-test-mux-XXXXXX");
@@ -450,11 +437,11 @@ static int group_setup(void **)
     must(kx_pki_issue(ca, ca_key, ckey, "kubexec-apiserver", nullptr, nullptr, KX_PKI_CLIENT, 30,
                       &ccrt, err, sizeof err),
          "client cert");
-    put(ca_crt, sizeof ca_crt, "ca.crt", ca);
-    put(srv_crt, sizeof srv_crt, "server.crt", scrt);
-    put(srv_key, sizeof srv_key, "server.key", skey);
-    put(cli_crt, sizeof cli_crt, "client.crt", ccrt);
-    put(cli_key, sizeof cli_key, "client.key", ckey);
+    put_file(ca_crt, sizeof ca_crt, dir, "ca.crt", ca);
+    put_file(srv_crt, sizeof srv_crt, dir, "server.crt", scrt);
+    put_file(srv_key, sizeof srv_key, dir, "server.key", skey);
+    put_file(cli_crt, sizeof cli_crt, dir, "client.crt", ccrt);
+    put_file(cli_key, sizeof cli_key, dir, "client.key", ckey);
     free(ca_key), free(ca), free(skey), free(scrt), free(ckey), free(ccrt);
     sctx = kx_tls_server_ctx(srv_crt, srv_key, ca_crt, KX_TLS_REQUIRE_CLIENT_CERT, err, sizeof err);
     cctx = kx_tls_client_ctx(ca_crt, cli_crt, cli_key, err, sizeof err);

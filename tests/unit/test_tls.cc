@@ -28,6 +28,7 @@ extern "C" {
 
 #include "crypto_vectors.h"
 #include "kubexec/pki.h"
+#include "pki_files.h"
 #include "kubexec/tls.h"
 #include "kubexec/util.h"
 
@@ -43,20 +44,6 @@ static SSL_CTX *ossl(kx_tls_ctx *c)
 static char dir[64];
 static char ca_crt[128], other_ca_crt[128], srv_crt[128], srv_key[128], cli_crt[128],
     cli_key[128], multi_crt[128];
-
-static void must(int r, const char *what)
-{
-    if (r != 0) {
-        fprintf(stderr, "fixture: %s failed: %d\n", what, r);
-        abort();
-    }
-}
-
-static void put(char *path, size_t cap, const char *name, const char *data)
-{
-    snprintf(path, cap, "%s/%s", dir, name);
-    must(kx_pki_write_file(path, data, 0600), name);
-}
 
 // A client certificate with two O values (kx_pki_issue takes one), built
 // directly with OpenSSL and signed by the CA.
@@ -118,13 +105,13 @@ static int setup(void **)
                       &ccrt, err, sizeof err),
          "client cert");
     mcrt = issue_multi_org(ca, ca_key, ckey);
-    put(ca_crt, sizeof ca_crt, "ca.crt", ca);
-    put(other_ca_crt, sizeof other_ca_crt, "other-ca.crt", oca);
-    put(srv_crt, sizeof srv_crt, "server.crt", scrt);
-    put(srv_key, sizeof srv_key, "server.key", skey);
-    put(cli_crt, sizeof cli_crt, "client.crt", ccrt);
-    put(cli_key, sizeof cli_key, "client.key", ckey);
-    put(multi_crt, sizeof multi_crt, "multi.crt", mcrt);
+    put_file(ca_crt, sizeof ca_crt, dir, "ca.crt", ca);
+    put_file(other_ca_crt, sizeof other_ca_crt, dir, "other-ca.crt", oca);
+    put_file(srv_crt, sizeof srv_crt, dir, "server.crt", scrt);
+    put_file(srv_key, sizeof srv_key, dir, "server.key", skey);
+    put_file(cli_crt, sizeof cli_crt, dir, "client.crt", ccrt);
+    put_file(cli_key, sizeof cli_key, dir, "client.key", ckey);
+    put_file(multi_crt, sizeof multi_crt, dir, "multi.crt", mcrt);
     free(ca_key), free(ca), free(okey), free(oca), free(skey), free(scrt), free(ckey),
         free(ccrt), free(mcrt);
     return 0;
