@@ -2,7 +2,7 @@
 # 21_throughput_peers.sh - stream throughput and CPU per GB of ours beside ssh
 # and the raw limits (pipe, one loopback TCP stream, one TLS 1.3 AES-128-GCM
 # stream), rows ALTERNATED: each of K rounds runs every row once, shuffled.
-#   K=3 SIZE=2147483648 ROWS="..." (a subset of the row names below)
+#   K=3 SIZE=2147483648 ROWS="..." (a subset of the row names below, ';'-separated)
 # MB/s = SIZE / wall (port-forward: the read only, after both ends are up);
 # CPU s/GB = user+sys of everything on both ends: the measured command tree
 # (GNU time: clients, local head/wc, the ssh/kubexec/kubectl port-forward
@@ -46,7 +46,9 @@ ROW[stdout: ssh aes128-gcm, same programs (busybox head)]="ssh -F \$SSHCFG $AES 
 ROW[stdout: kubectl 1.33 exec]='$KCMD exec demo -- head -c $SIZE /dev/zero | wc -c'
 ROW[stdin: ssh, default cipher]='head -c $SIZE /dev/zero | ssh -F $SSHCFG bench "wc -c"'
 ROW[stdin: ssh aes128-gcm]="head -c \$SIZE /dev/zero | ssh -F \$SSHCFG $AES bench 'wc -c'"
-ROW[stdin: ssh aes128-gcm, same programs (busybox wc)]="head -c \$SIZE /dev/zero | ssh -F \$SSHCFG $AES bench '\$BB wc -c'"
+# \$BB inside double quotes: the row's shell puts the path in (single quotes
+# left it to the remote shell, where BB is unset: GNU wc ran, until 2026-11-27).
+ROW[stdin: ssh aes128-gcm, same programs (busybox wc)]="head -c \$SIZE /dev/zero | ssh -F \$SSHCFG $AES bench \"\$BB wc -c\""
 ROW[stdin: kubectl 1.33 exec -i]='head -c $SIZE /dev/zero | $KCMD exec -i demo -- wc -c'
 if [ $CLI = 1 ]; then
 	OUT_ROW="stdout: ours (kubexec exec)"; IN_ROW="stdin: ours (kubexec exec -i)"; PF_ROW="port-forward: ours (kubexec port-forward)"
@@ -96,21 +98,31 @@ export -f pf_pod pf_ssh
 
 names=("${!ROW[@]}")
 if [ -n "${ROWS:-}" ]; then
-	IFS=',' read -r -a names <<< "$ROWS"
+	# Names separated by ';' (some names hold a comma), or by ',' when there is no ';'.
+	sep=','
+	case $ROWS in *';'*) sep=';' ;; esac
+	IFS=$sep read -r -a names <<< "$ROWS"
+	for n in "${names[@]}"; do [ -n "${ROW[$n]+x}" ] || die "ROWS: no row named '$n'"; done
 fi
 echo "## stream throughput, alternated ($(date -u +%FT%TZ), $SIZE bytes per run, K=$K, $(load_now) at start)"
-tsv_new throughput.tsv row round bytes seconds mb_s cpu_client_s cpu_server_s cpu_s_per_gb
+tsv_new throughput.tsv row round bytes seconds mb_s cpu_client_s cpu_server_s cpu_s_per_gb cpu_machine_s_per_gb
+# A cross-check of the per-process sums: every CPU's busy time (/proc/stat)
+# over the run, on a machine waited quiet before each row. It needs no
+# knowledge of who reaps whom (sshd's per-connection processes, the pod's).
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 for r in $(seq "$K"); do
 	mapfile -t order < <(printf '%s\n' "${names[@]}" | shuf)
 	for name in "${order[@]}"; do
 		cmd=${ROW[$name]}
 		wait_quiet
 		s0=$(pidtree_cpu "$API_PID" "$NODE_PID" "$SSHD_PID")
+		m0=$(busy_ticks)
 		t0=$(now)
 		got=$(/usr/bin/time -f '%e %U %S' -o "$T/time.txt" bash -c "$cmd" 2>"$T/row.err")
 		t1=$(now)
 		sleep 0.3 # let sshd / the node reap the per-session processes
 		s1=$(pidtree_cpu "$API_PID" "$NODE_PID" "$SSHD_PID")
+		m1=$(busy_ticks)
 		read -r n secs <<< "$got"
 		[ "$n" = "$SIZE" ] || die "$name: got '$got' bytes, want $SIZE ($(head -c 300 "$T/row.err"))"
 		[ -n "${secs:-}" ] || secs=$(echo "$t0 $t1" | awk '{print $2-$1}')
@@ -119,7 +131,8 @@ for r in $(seq "$K"); do
 			"$(echo "$n $secs" | awk '{printf "%.1f", $1/1e6/$2}')" \
 			"$(echo "$u $s" | awk '{printf "%.2f", $1+$2}')" \
 			"$(echo "$s0 $s1 $CLK_TCK" | awk '{printf "%.2f", ($2-$1)/$3}')" \
-			"$(echo "$u $s $s0 $s1 $CLK_TCK $n" | awk '{printf "%.3f", ($1+$2+($4-$3)/$5)/($6/1e9)}')"
+			"$(echo "$u $s $s0 $s1 $CLK_TCK $n" | awk '{printf "%.3f", ($1+$2+($4-$3)/$5)/($6/1e9)}')" \
+			"$(echo "$m0 $m1 $CLK_TCK $n" | awk '{printf "%.3f", ($2-$1)/$3/($4/1e9)}')"
 	done
 done
 python3 "$(dirname "$0")/tp_report.py" "$OUTDIR/throughput.tsv" "$OUTDIR" "$OUT_ROW" "$IN_ROW" "$PF_ROW"

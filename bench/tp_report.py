@@ -8,8 +8,11 @@ import sys
 
 tsv, outdir, out_row, in_row, pf_row = sys.argv[1:6]
 runs = {}
+machine = {}  # the whole machine's busy CPU per GB (a cross-check; older TSVs lack it)
 for r in csv.DictReader(open(tsv), delimiter="\t"):
     runs.setdefault(r["row"], []).append((float(r["mb_s"]), float(r["cpu_s_per_gb"])))
+    if r.get("cpu_machine_s_per_gb"):
+        machine.setdefault(r["row"], []).append(float(r["cpu_machine_s_per_gb"]))
 med = {k: (statistics.median(x for x, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
 
 def key(name):
@@ -19,13 +22,15 @@ def key(name):
     return (9, name)
 
 print()
-print("| row | MB/s median [min..max] | CPU s/GB, both ends (median) | runs |")
-print("|---|---|---|---|")
+print("| row | MB/s median [min..max] | CPU s/GB, both ends (median) | whole machine's CPU s/GB (median) | runs |")
+print("|---|---|---|---|---|")
 with open(outdir + "/throughput_summary.tsv", "w") as f:
     f.write("row\tmb_s_median\tmb_s_min\tmb_s_max\tcpu_s_per_gb_median\truns\n")
     for name in sorted(runs, key=key):
         v = [x for x, _ in runs[name]]
-        print("| %s | %.0f [%.0f..%.0f] | %.2f | %d |" % (name, med[name][0], min(v), max(v), med[name][1], len(v)))
+        mc = "%.2f" % statistics.median(machine[name]) if name in machine else ""
+        print("| %s | %.0f [%.0f..%.0f] | %.2f | %s | %d |" % (name, med[name][0], min(v), max(v), med[name][1], mc,
+                                                           len(v)))
         f.write("%s\t%.1f\t%.1f\t%.1f\t%.3f\t%d\n" % (name, med[name][0], min(v), max(v), med[name][1], len(v)))
 
 # Each ssh target twice: against ssh running the host's GNU programs (the
