@@ -514,6 +514,42 @@ t_mux() {
 }
 t_mux "$ver"
 
+# The mux connection dies under the API server (here: its socket destroyed
+# on the node's side with `ss -K`, as a reset or a node restart would):
+# the next session still works (on a connection of its own while the API
+# server dials a new mux), and the one after rides the new mux.
+t_mux_lost() {
+	local port n m0 m1 c0 c1 ok1 ok2
+	port=$(sed -n 's/.*serving the kubelet API on [^ ]*:\([0-9]*\)$/\1/p' "$KX_TMP/node.log" | head -n1)
+	kc exec demo -- true </dev/null >/dev/null 2>&1
+	sleep 0.3
+	ss -K -Htn state established "( sport = :$port )" >/dev/null 2>&1
+	sleep 0.3
+	n=$(ss -Htn state established "( sport = :$port )" | wc -l)
+	if [ "$n" != 0 ]; then
+		ok "[$1] a lost mux connection: the next sessions work # SKIP ss -K cannot destroy sockets on this kernel"
+		return
+	fi
+	read -r m0 c0 < <(kq get --raw /metrics </dev/null 2>/dev/null | awk -F'} ' '
+		/^kubexec_apiserver_node_sessions_total\{via="mux"/ {m = $2}
+		/^kubexec_apiserver_node_sessions_total\{via="connection"/ {c = $2}
+		END {print m, c}')
+	kcr exec demo -- echo after-loss </dev/null
+	ok1=$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = after-loss ]; echo $?)
+	sleep 0.5
+	kcr exec demo -- echo on-new-mux </dev/null
+	ok2=$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = on-new-mux ]; echo $?)
+	read -r m1 c1 < <(kq get --raw /metrics </dev/null 2>/dev/null | awk -F'} ' '
+		/^kubexec_apiserver_node_sessions_total\{via="mux"/ {m = $2}
+		/^kubexec_apiserver_node_sessions_total\{via="connection"/ {c = $2}
+		END {print m, c}')
+	result "[$1] a lost mux connection: the next session works on a connection of its own, the one after on a new mux" \
+		"$([ "$ok1" = 0 ] && [ "$ok2" = 0 ] && [ -n "$m0" ] && [ -n "$m1" ] &&
+			[ "$((c1 - c0))" = 1 ] && [ "$((m1 - m0))" = 1 ]; echo $?)" \
+		"outputs ok: $ok1 $ok2; /metrics via=connection ${c0:-?} -> ${c1:-?}, via=mux ${m0:-?} -> ${m1:-?}" "$(kx_why)"
+}
+t_mux_lost "$ver"
+
 t_notready "$ver"
 
 # Last, as it ends the node: a node that dies without stopping its pods
