@@ -45,6 +45,10 @@ struct logproxy {
     bool done;                 // node answer complete
     kx_buf request;            // request for the node
     kx_buf errbody;            // non-200 answer body
+    bool on_mux;               // node is a stream of the node's mux connection
+    bool got_bytes;            // the node said something
+    char node_host[256];       // for a dial when the mux turns out dead
+    int node_port;
     char pod[254];
 };
 
@@ -399,12 +403,18 @@ static void node_on_ready(kx_conn *c, int status)
         return;
     }
     kx_conn_write(c, lp->request.data, lp->request.len);
-    kx_buf_free(&lp->request);
+    // A mux stream may find the connection dead: keep the request for a dial.
+    if (!lp->on_mux)
+        kx_buf_free(&lp->request);
 }
 
 static void node_on_data(kx_conn *c, const uint8_t *d, size_t n)
 {
     logproxy *lp = (logproxy *)kx_conn_user(c);
+    if (!lp->got_bytes) {
+        lp->got_bytes = true;
+        kx_buf_free(&lp->request);
+    }
     if (lp->done)
         return;
     long used = kx_http_feed(&lp->parser, d, n);
@@ -419,9 +429,22 @@ static void node_on_data(kx_conn *c, const uint8_t *d, size_t n)
     }
 }
 
+static bool dial_node(logproxy *lp);
+static void dead_on_close(kx_conn *) {}
+static const kx_conn_callbacks dead_cb = {nullptr, nullptr, nullptr, nullptr, dead_on_close};
+
 static void node_on_end(kx_conn *c, int)
 {
     logproxy *lp = (logproxy *)kx_conn_user(c);
+    if (lp->on_mux && !lp->got_bytes && lp->req) {
+        // The mux connection died before the node answered (a node restart
+        // the API server had not seen yet): ask again on a connection of our own.
+        lp->on_mux = false;
+        kx_conn_set_user(c, nullptr, &dead_cb);
+        kx_conn_close(c);
+        if (dial_node(lp))
+            return;
+    }
     if (!lp->done)
         kx_http_eof(&lp->parser);   // a body that runs until EOF completes here
     lp_finish(lp);
@@ -437,6 +460,14 @@ static void node_on_close(kx_conn *c)
 }
 
 static const kx_conn_callbacks node_cb = {node_on_ready, node_on_data, node_on_end, nullptr, node_on_close};
+
+// A connection of the log request's own to the node; false if it cannot start.
+static bool dial_node(logproxy *lp)
+{
+    lp->node = kx_conn_connect(lp->srv->loop, lp->node_host, lp->node_port, lp->srv->node_ctx,
+                               lp->node_host, &node_cb, lp);
+    return lp->node != nullptr;
+}
 
 static void client_on_abort(kx_httpd_req *, void *data)
 {
@@ -506,8 +537,18 @@ void kx_logproxy_start(kx_apiserver *s, kx_httpd_req *req, const kx_api_user *us
     req->abort_data = lp;
     s->proxied_sessions++;
     s->active_sessions++;
-    lp->node = kx_conn_connect(s->loop, t.node_host, t.node_port, s->node_ctx, t.node_host, &node_cb, lp);
-    if (!lp->node) {
+    kx_strlcpy(lp->node_host, t.node_host, sizeof lp->node_host);
+    lp->node_port = t.node_port;
+    // Like exec: a stream of the node's mux connection when there is one.
+    lp->node = kx_nodepool_stream(s, t.node_host, t.node_port, &node_cb, lp);
+    if (lp->node) {
+        s->node_streams_mux++;
+        lp->on_mux = true;
+        node_on_ready(lp->node, 0);
+        return;
+    }
+    s->node_streams_conn++;
+    if (!dial_node(lp)) {
         req->on_abort = nullptr;
         lp->req = nullptr;
         respond_status(req, 500, "InternalError", "Internal error occurred: error dialing backend", nullptr, nullptr,
