@@ -37,8 +37,6 @@ struct httpd_conn {
     uint64_t idle_since;   // loop time of the accept / the end of the last answer
 };
 
-static const size_t kMaxHeadBytes = KX_HTTP_MAX_HEAD;
-
 static void httpd_maybe_done(kx_httpd *s);
 
 static void hc_unlink(httpd_conn *hc)
