@@ -84,6 +84,9 @@ const char *kx_conn_tls_error(const kx_conn *c);
 
 void *kx_conn_user(const kx_conn *c);
 void kx_conn_set_user(kx_conn *c, void *user, const kx_conn_callbacks *cb);
+// No callbacks at all: for a connection its user lets go of while it closes
+// (kx_conn_set_user(c, nullptr, &kx_conn_no_callbacks)).
+extern const kx_conn_callbacks kx_conn_no_callbacks;
 // Verified peer certificate subject (see kx_tls_peer_subject).
 int kx_conn_peer_subject(const kx_conn *c, char *cn, size_t cncap, char *orgs, size_t orgcap);
 // "ip:port" of the peer, for logs and X-Forwarded-For.

@@ -430,8 +430,6 @@ static void node_on_data(kx_conn *c, const uint8_t *d, size_t n)
 }
 
 static bool dial_node(logproxy *lp);
-static void dead_on_close(kx_conn *) {}
-static const kx_conn_callbacks dead_cb = {nullptr, nullptr, nullptr, nullptr, dead_on_close};
 
 static void node_on_end(kx_conn *c, int)
 {
@@ -440,7 +438,7 @@ static void node_on_end(kx_conn *c, int)
         // The mux connection died before the node answered (a node restart
         // the API server had not seen yet): ask again on a connection of our own.
         lp->on_mux = false;
-        kx_conn_set_user(c, nullptr, &dead_cb);
+        kx_conn_set_user(c, nullptr, &kx_conn_no_callbacks);
         kx_conn_close(c);
         if (dial_node(lp))
             return;
@@ -542,12 +540,10 @@ void kx_logproxy_start(kx_apiserver *s, kx_httpd_req *req, const kx_api_user *us
     // Like exec: a stream of the node's mux connection when there is one.
     lp->node = kx_nodepool_stream(s, t.node_host, t.node_port, &node_cb, lp);
     if (lp->node) {
-        s->node_streams_mux++;
         lp->on_mux = true;
         node_on_ready(lp->node, 0);
         return;
     }
-    s->node_streams_conn++;
     if (!dial_node(lp)) {
         req->on_abort = nullptr;
         lp->req = nullptr;

@@ -12,6 +12,7 @@
 // kSpareMaxAgeMs unused, so an idle cluster holds nothing.
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kubexec/mux.h"
 #include "kubexec/util.h"
@@ -159,14 +160,15 @@ void kx_nodepool_warm(kx_apiserver *srv, const char *host, int port)
 
 static const uint64_t kMuxIdleMs = 30000;
 static const uint64_t kMuxRetryMs = 60000;
-static const size_t kMuxMaxHead = 16384;
 
 struct nmux {
     nmux *next;
     kx_apiserver *srv;
     kx_conn *conn;      // dialing / upgrading (null once the mux owns it)
     kx_mux *mux;        // upgraded
-    kx_buf head;        // the node's answer so far
+    kx_http_parser *parser;   // the node's answer head, while upgrading
+    int status;         // its status, 0 until the head is complete
+    bool upgraded;      // 101 with "Upgrade: kubexec-mux/1"
     uv_timer_t timer;   // idle close, or the end of a refusal
     char host[256];
     int port;
@@ -187,7 +189,7 @@ static nmux *mux_find(const char *host, int port)
 static void nmux_maybe_free(nmux *m)
 {
     if (!m->conn && !m->mux && m->timer_closed) {
-        kx_buf_free(&m->head);
+        free(m->parser);
         free(m);
     }
 }
@@ -222,6 +224,14 @@ static void mux_closed(kx_mux *x, int)
 
 static const kx_mux_callbacks nmux_cb = {nullptr, mux_closed};
 
+// An upgraded connection with no stream for kMuxIdleMs is closed.
+static void idle_check(uv_timer_t *t)
+{
+    nmux *m = (nmux *)t->data;
+    if (m->mux && kx_mux_streams(m->mux) == 0)
+        nmux_drop(m);
+}
+
 static void refuse(nmux *m)
 {
     // The node does not speak it (or failed): per-session connections for
@@ -233,9 +243,21 @@ static void refuse(nmux *m)
         kx_conn_set_user(c, nullptr, nullptr);
         kx_conn_close(c);
     }
-    kx_buf_free(&m->head);
+    free(m->parser);
+    m->parser = nullptr;
     uv_timer_start(&m->timer, [](uv_timer_t *t) { nmux_drop((nmux *)t->data); }, kMuxRetryMs, 0);
 }
+
+static int up_head(void *user, const kx_http_head *h)
+{
+    nmux *m = (nmux *)user;
+    m->status = h->status;
+    const char *up = kx_http_get(h, "Upgrade");
+    m->upgraded = h->status == 101 && up && strcasecmp(up, KX_MUX_PROTOCOL) == 0;
+    return 1;   // what follows the head is frames (or an error body nobody reads)
+}
+
+static const kx_http_callbacks up_parser_cb = {up_head, nullptr, nullptr};
 
 static void up_ready(kx_conn *c, int status)
 {
@@ -244,6 +266,12 @@ static void up_ready(kx_conn *c, int status)
         nmux_drop(m);   // the connection closes itself; up_closed follows
         return;
     }
+    m->parser = (kx_http_parser *)malloc(sizeof *m->parser);
+    if (!m->parser) {
+        refuse(m);
+        return;
+    }
+    kx_http_parser_init(m->parser, KX_HTTP_RESPONSE, &up_parser_cb, m);
     char req[512];
     int n = snprintf(req, sizeof req,
                      "GET /mux HTTP/1.1\r\nHost: %s:%d\r\nConnection: Upgrade\r\n"
@@ -256,36 +284,24 @@ static void up_ready(kx_conn *c, int status)
 static void up_data(kx_conn *c, const uint8_t *d, size_t n)
 {
     nmux *m = (nmux *)kx_conn_user(c);
-    if (kx_buf_append(&m->head, d, n, kMuxMaxHead) < 0) {
-        refuse(m);
+    if (!m->parser)
+        return;
+    long used = kx_http_feed(m->parser, d, n);
+    if (used < 0 || (m->status && !m->upgraded)) {
+        refuse(m);   // a malformed answer, or no 101 for kubexec-mux/1
         return;
     }
-    const uint8_t *h = m->head.data;
-    size_t len = m->head.len;
-    const uint8_t *end = (const uint8_t *)memmem(h, len, "\r\n\r\n", 4);
-    if (!end)
-        return;
-    end += 4;
-    // "HTTP/1.1 101 " and an Upgrade header naming the protocol; the 101
-    // is ours alone (nobody else asks a node for /mux).
-    static const char ok[] = "HTTP/1.1 101 ";
-    if (len < sizeof ok - 1 || memcmp(h, ok, sizeof ok - 1) != 0 ||
-        !memmem(h, (size_t)(end - h), KX_MUX_PROTOCOL, sizeof KX_MUX_PROTOCOL - 1)) {
-        refuse(m);
-        return;
-    }
-    m->mux = kx_mux_start(c, true, &nmux_cb, m, end, len - (size_t)(end - h));
+    if (!m->status)
+        return;   // the head is not complete yet
+    free(m->parser);
+    m->parser = nullptr;
+    m->mux = kx_mux_start(c, true, &nmux_cb, m, d + used, n - (size_t)used);
     if (!m->mux) {
         refuse(m);
         return;
     }
     m->conn = nullptr;
-    kx_buf_free(&m->head);
-    uv_timer_start(&m->timer, [](uv_timer_t *t) {
-        nmux *mm = (nmux *)t->data;
-        if (mm->mux && kx_mux_streams(mm->mux) == 0)
-            nmux_drop(mm);
-    }, kMuxIdleMs, 0);
+    uv_timer_start(&m->timer, idle_check, kMuxIdleMs, 0);
 }
 
 static void up_end(kx_conn *c, int)
@@ -329,15 +345,15 @@ kx_conn *kx_nodepool_stream(kx_apiserver *srv, const char *host, int port,
                             const kx_conn_callbacks *cb, void *user)
 {
     nmux *m = mux_find(host, port);
-    if (!m) {
+    if (!m)
         mux_dial(srv, host, port);
-        return nullptr;
-    }
-    if (!m->mux || kx_mux_closing(m->mux))
-        return nullptr;
-    kx_conn *c = kx_mux_open(m->mux, cb, user);
-    if (c)
+    kx_conn *c = m && m->mux && !kx_mux_closing(m->mux) ? kx_mux_open(m->mux, cb, user) : nullptr;
+    if (c) {
         uv_timer_stop(&m->timer);
+        srv->node_streams_mux++;
+    } else {
+        srv->node_streams_conn++;
+    }
     return c;
 }
 
@@ -349,11 +365,7 @@ static bool mux_covers(const char *host, int port)
     if (!m || m->refused)
         return false;
     if (m->mux && kx_mux_streams(m->mux) == 0)
-        uv_timer_start(&m->timer, [](uv_timer_t *t) {
-            nmux *mm = (nmux *)t->data;
-            if (mm->mux && kx_mux_streams(mm->mux) == 0)
-                nmux_drop(mm);
-        }, kMuxIdleMs, 0);
+        uv_timer_start(&m->timer, idle_check, kMuxIdleMs, 0);
     return true;
 }
 

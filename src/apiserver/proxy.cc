@@ -200,9 +200,6 @@ static void node_on_ready(kx_conn *c, int status)
         kx_buf_free(&p->request);
 }
 
-static void dead_on_close(kx_conn *) {}
-static const kx_conn_callbacks dead_cb = {nullptr, nullptr, nullptr, nullptr, dead_on_close};
-
 static void redial(proxy *p);
 
 static void node_on_end(kx_conn *c, int)
@@ -217,7 +214,7 @@ static void node_on_end(kx_conn *c, int)
         // The warm connection died before it was used (the node restarted,
         // or closed it idle): dial a fresh one and send the request again.
         p->from_pool = false;
-        kx_conn_set_user(c, nullptr, &dead_cb);
+        kx_conn_set_user(c, nullptr, &kx_conn_no_callbacks);
         kx_conn_close(c);
         redial(p);
         return;
@@ -373,20 +370,17 @@ void kx_proxy_start(kx_apiserver *s, kx_httpd_req *req, const struct kx_api_stre
     kx_conn_pause(p->client);
 
     p->state = P_DIALING;
-    // A warm connection skips the handshake (the next one is dialed when
-    // this session ends).
     kx_strlcpy(p->node_host, t->node_host, sizeof p->node_host);
     p->node_port = t->node_port;
     // A stream on the node's mux connection needs no dial at all; else a
-    // warm connection skips the handshake.
+    // warm connection skips the handshake (the next one is dialed when this
+    // session ends).
     p->node = kx_nodepool_stream(s, t->node_host, t->node_port, &node_cb, p);
     if (p->node) {
-        s->node_streams_mux++;
         p->from_pool = true;   // the mux may have died unseen, like a spare
         node_on_ready(p->node, 0);
         return;
     }
-    s->node_streams_conn++;
     p->node = kx_nodepool_take(s, t->node_host, t->node_port);
     if (p->node) {
         p->from_pool = true;

@@ -53,7 +53,8 @@ void kx_nodepool_close_all(void);
 // has just been dialed. Null when there is none yet (one is then dialed and
 // upgraded in the background, for the next session), while it is being set
 // up, or when the node refused the upgrade (an older node: asked again after
-// a minute); the caller dials as before. A mux connection with no stream for
+// a minute); the caller dials as before. Counts the session in
+// node_streams_mux or node_streams_conn. A mux connection with no stream for
 // kMuxIdleMs is closed.
 kx_conn *kx_nodepool_stream(kx_apiserver *srv, const char *host, int port,
                             const kx_conn_callbacks *cb, void *user);

@@ -440,6 +440,17 @@ int kx_conn_write2(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b, si
         return -EPIPE;
     if (c->flags & F_STREAM)
         return kx__stream_write2(c, a, an, b, bn);
+    int r = kx__conn_write2_raw(c, a, an, b, bn);
+    if (r < 0)
+        return r;
+    conn_flush(c);
+    return (c->flags & F_HANDLES) ? -EPIPE : 0;
+}
+
+int kx__conn_write2_raw(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    if (c->flags & (F_CLOSING | F_STREAM))
+        return -EPIPE;
     int r = 0;
     if (an && bn && an <= kJoinHead) {
         // Each TLS write is a record of its own: a frame header alone would
@@ -456,17 +467,6 @@ int kx_conn_write2(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b, si
         r = kx_tls_write(c->tls, a, an);
     if (r >= 0 && bn)
         r = kx_tls_write(c->tls, b, bn);
-    if (r < 0)
-        return r;
-    conn_flush(c);
-    return (c->flags & F_HANDLES) ? -EPIPE : 0;
-}
-
-int kx__conn_write_raw(kx_conn *c, const uint8_t *p, size_t n)
-{
-    if (c->flags & (F_CLOSING | F_STREAM))
-        return -EPIPE;
-    int r = kx_tls_write(c->tls, p, n);
     return r < 0 ? r : 0;
 }
 
@@ -634,6 +634,8 @@ void *kx_conn_user(const kx_conn *c)
 {
     return c->user;
 }
+
+const kx_conn_callbacks kx_conn_no_callbacks = {nullptr, nullptr, nullptr, nullptr, nullptr};
 
 void kx_conn_set_user(kx_conn *c, void *user, const kx_conn_callbacks *cb)
 {

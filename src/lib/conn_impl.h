@@ -58,11 +58,12 @@ kx_conn *kx__conn_new_stream(uv_loop_t *loop, size_t extra, const kx_conn_callba
 void kx__conn_end(kx_conn *c, int status);
 // Starts closing the handles; on_close and the free follow from the loop.
 void kx__conn_close_handles(kx_conn *c);
-// A TLS connection's write without the send: mux.cc writes many frames (and
-// WINDOW updates while parsing) and sends them with one kx__conn_flush -- a
-// send per 16 KiB frame cost the API server 60 % more CPU on stdin.
+// kx_conn_write2 without the send (a small `a`, at most 256 bytes, shares a
+// TLS record with the start of `b`): mux.cc writes many frames (and WINDOW
+// updates while parsing) and sends them with one kx__conn_flush -- a send
+// per 16 KiB frame cost the API server 60 % more CPU on stdin.
 // 0 or <0 (closing, engine error).
-int kx__conn_write_raw(kx_conn *c, const uint8_t *p, size_t n);
+int kx__conn_write2_raw(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 void kx__conn_flush(kx_conn *c);
 
 // Implemented by mux.cc: what the public kx_conn calls do for a stream.

@@ -156,9 +156,6 @@ struct kx_mux {
     kx_mux_parser parser;
 };
 
-// One frame at a time leaves through here: header and payload in one
-// write, so a small frame is one TLS record.
-static uint8_t g_frame[KX_MUX_HEADER + KX_MUX_MAX_DATA];
 // Held bytes are handed on from a copy: the user may write, pause or close
 // during on_data, which must not move the bytes under the call.
 static uint8_t g_chunk[64 * 1024];
@@ -214,14 +211,29 @@ static void unlink_stream(kx_mux *m, kx_mux_stream *s)
 // delivery) send them with one flush. While the whole connection is going
 // away nothing more is said per stream: a FIN then would make a reset stream
 // look complete to the peer, which learns of the end from the connection's.
-static int send_frame(kx_mux *m, uint32_t id, kx_mux_type type, const uint8_t *p, size_t n)
+// A frame whose payload is a[0..an) then b[0..bn) (the header and the
+// start of the payload share a TLS record, see kx__conn_write2_raw).
+static int send_frame2(kx_mux *m, uint32_t id, kx_mux_type type, const uint8_t *a, size_t an,
+                       const uint8_t *b, size_t bn)
 {
     if (m->closing)
         return -EPIPE;
-    kx_mux_put_header(g_frame, id, type, (uint32_t)n);
-    if (n)
-        memcpy(g_frame + KX_MUX_HEADER, p, n);
-    return kx__conn_write_raw(m->parent, g_frame, KX_MUX_HEADER + n);
+    // Header and a small first piece (a WebSocket or SPDY frame header) go
+    // together; the bulk of the payload is not copied here.
+    uint8_t head[256];   // within what kx__conn_write2_raw joins with b
+    kx_mux_put_header(head, id, type, (uint32_t)(an + bn));
+    if (an <= sizeof head - KX_MUX_HEADER) {
+        if (an)
+            memcpy(head + KX_MUX_HEADER, a, an);
+        return kx__conn_write2_raw(m->parent, head, KX_MUX_HEADER + an, b, bn);
+    }
+    int r = kx__conn_write2_raw(m->parent, head, KX_MUX_HEADER, a, an);
+    return r < 0 || !bn ? r : kx__conn_write2_raw(m->parent, b, bn, nullptr, 0);
+}
+
+static int send_frame(kx_mux *m, uint32_t id, kx_mux_type type, const uint8_t *p, size_t n)
+{
+    return send_frame2(m, id, type, p, n, nullptr, 0);
 }
 
 static void flush(kx_mux *m)
@@ -237,10 +249,11 @@ static int send_window(kx_mux *m, uint32_t id, uint32_t inc)
     return send_frame(m, id, KX_MUX_WINDOW, v, 4);
 }
 
-static void credit(kx_mux_stream *s, size_t taken, bool now)
+// Returns credit in kCreditStep pieces, not per frame.
+static void credit(kx_mux_stream *s, size_t taken)
 {
     s->owed += (uint32_t)taken;
-    if (!s->mux || s->owed == 0 || (!now && s->owed < kCreditStep))
+    if (!s->mux || s->owed < kCreditStep)
         return;
     if (send_window(s->mux, s->id, s->owed) == 0) {
         s->recv_window += s->owed;
@@ -331,11 +344,7 @@ int kx__stream_write2(kx_conn *c, const uint8_t *a, size_t an, const uint8_t *b,
         if (out_len(s) == 0) {
             // A header and a small payload go as one frame, not two.
             if (i == 0 && bn && an + bn <= KX_MUX_MAX_DATA && an + bn <= s->send_window) {
-                uint8_t *f = g_frame + KX_MUX_HEADER;
-                memcpy(f, a, an);
-                memcpy(f + an, b, bn);
-                kx_mux_put_header(g_frame, s->id, KX_MUX_DATA, (uint32_t)(an + bn));
-                int r = kx__conn_write_raw(s->mux->parent, g_frame, KX_MUX_HEADER + an + bn);
+                int r = send_frame2(s->mux, s->id, KX_MUX_DATA, a, an, b, bn);
                 if (r < 0)
                     return r;
                 s->send_window -= (uint32_t)(an + bn);
@@ -387,7 +396,7 @@ static void deliver_held(uv_timer_t *t)
         kx_buf_consume(&s->in, k);
         if (c->cb.on_data)
             c->cb.on_data(c, g_chunk, k);
-        credit(s, k, false);
+        credit(s, k);
     }
     if (s->in.len == 0)
         kx_buf_free(&s->in);
@@ -448,8 +457,6 @@ const kx_conn *kx__stream_parent(const kx_conn *c)
     return s->mux ? s->mux->parent : nullptr;
 }
 
-static const kx_conn_callbacks no_callbacks = {nullptr, nullptr, nullptr, nullptr, nullptr};
-
 static kx_mux_stream *new_stream(kx_mux *m, uint32_t id, const kx_conn_callbacks *cb, void *user)
 {
     if (m->count >= m->nbuckets && grow(m) < 0)
@@ -498,7 +505,7 @@ static int on_ctrl(void *user, kx_mux_type type, uint32_t id, uint32_t value)
         if (m->opener || id <= m->last_id)
             return -EPROTO;
         m->last_id = id;
-        kx_mux_stream *s = m->count < KX_MUX_MAX_STREAMS ? new_stream(m, id, &no_callbacks, nullptr)
+        kx_mux_stream *s = m->count < KX_MUX_MAX_STREAMS ? new_stream(m, id, &kx_conn_no_callbacks, nullptr)
                                                           : nullptr;
         if (!s)
             return send_frame(m, id, KX_MUX_RST, nullptr, 0) < 0 ? -EPIPE : 0;
@@ -555,7 +562,7 @@ static int on_data(void *user, uint32_t id, const uint8_t *p, size_t n, bool end
     s->recv_window -= (uint32_t)n;
     kx_conn *c = s->conn;
     if (c->flags & F_CLOSING) {
-        credit(s, n, false);   // nobody reads any more: keep the sender moving
+        credit(s, n);   // nobody reads any more: keep the sender moving
         return 0;
     }
     if ((c->flags & F_PAUSED) || s->in.len) {
@@ -564,7 +571,7 @@ static int on_data(void *user, uint32_t id, const uint8_t *p, size_t n, bool end
     }
     if (c->cb.on_data)
         c->cb.on_data(c, p, n);
-    credit(s, n, false);
+    credit(s, n);
     return 0;
 }
 
@@ -648,7 +655,7 @@ kx_conn *kx_mux_open(kx_mux *m, const kx_conn_callbacks *cb, void *user)
     // Not flushed: the stream's first bytes follow at once and take it along.
     if (send_frame(m, id, KX_MUX_OPEN, nullptr, 0) < 0) {
         s->fin_sent = true;
-        kx_conn_set_user(s->conn, nullptr, &no_callbacks);   // the caller never had it
+        kx_conn_set_user(s->conn, nullptr, &kx_conn_no_callbacks);   // the caller never had it
         kx__stream_abort(s->conn);
         return nullptr;
     }

@@ -164,6 +164,17 @@ static uint8_t g_readbuf[32 * 1024];
 // its slot array (~10 KiB for 1 MiB) from the moment it is resized.
 static const int kBulkPipe = 1 << 20;
 
+// Gives a bulk pipe kBulkPipe of room, once (*grown). A pty, or a size over
+// pipe-max-size: fcntl refuses and it stays as it is.
+static void grow_pipe(uv_pipe_t *p, bool *grown)
+{
+    uv_os_fd_t fd;
+    if (!*grown && uv_fileno((uv_handle_t *)p, &fd) == 0) {
+        *grown = true;
+        (void)fcntl(fd, F_SETPIPE_SZ, kBulkPipe);
+    }
+}
+
 static void out_alloc(uv_handle_t *, size_t, uv_buf_t *b)
 {
     b->base = (char *)g_readbuf;
@@ -212,12 +223,8 @@ static void out_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
         kx_rcx_stderr(s->x, (const uint8_t *)b->base, (size_t)n);
     else
         kx_rcx_stdout(s->x, (const uint8_t *)b->base, (size_t)n);
-    bool *grown = is_err ? &s->err_grown : &s->out_grown;
-    uv_os_fd_t fd;
-    if ((size_t)n == sizeof g_readbuf && !*grown && uv_fileno((uv_handle_t *)st, &fd) == 0) {
-        *grown = true;
-        (void)fcntl(fd, F_SETPIPE_SZ, kBulkPipe); // a pty, or over pipe-max-size: stays as it is
-    }
+    if ((size_t)n == sizeof g_readbuf)
+        grow_pipe(is_err ? &s->err : &s->out, is_err ? &s->err_grown : &s->out_grown);
     if (s->exited && s->timer_for == T_DRAIN)
         timer_start(s, T_DRAIN, kDrainIdleMs, drain_timeout);
     if (s->x && kx_rcx_queued(s->x) > KX_CONN_HIGH_WATER)
@@ -268,11 +275,7 @@ static void stdin_write_bytes(exec_session *s, const uint8_t *p, size_t n)
     // stdin GiB into busybox `wc -c` (4 KiB reads) went 243-293 -> 325-362
     // MB/s (A/B, three alternated runs). Interactive input never fills it,
     // so its pipe stays small.
-    uv_os_fd_t fd;
-    if (!s->in_grown && uv_fileno((uv_handle_t *)&s->in, &fd) == 0) {
-        s->in_grown = true;
-        (void)fcntl(fd, F_SETPIPE_SZ, kBulkPipe); // a pty: stays as it is
-    }
+    grow_pipe(&s->in, &s->in_grown);
     s->in_writes++;
     s->in_queued += (size_t)queued;
     if (s->in_queued > kStdinHighWater && s->x && !s->input_paused) {

@@ -168,13 +168,17 @@ static void mux_on_stream(kx_mux *m, kx_conn *child)
         kx_conn_abort(child);
 }
 
-static void mux_on_close(kx_mux *m, int)
+static void node_mux_free(node_mux *nm)
 {
-    node_mux *nm = (node_mux *)kx_mux_user(m);
     *nm->pprev = nm->next;
     if (nm->next)
         nm->next->pprev = nm->pprev;
     free(nm);
+}
+
+static void mux_on_close(kx_mux *m, int)
+{
+    node_mux_free((node_mux *)kx_mux_user(m));
 }
 
 static const kx_mux_callbacks node_mux_cb = {mux_on_stream, mux_on_close};
@@ -210,10 +214,7 @@ static void serve_mux(kx_node *node, kx_httpd_req *req)
     nm->pprev = &g_muxes;
     nm->mux = kx_mux_start(c, false, &node_mux_cb, nm, extra, extra_len);
     if (!nm->mux) {
-        *nm->pprev = nm->next;
-        if (nm->next)
-            nm->next->pprev = nm->pprev;
-        free(nm);
+        node_mux_free(nm);
         kx_conn_abort(c);
     }
 }
