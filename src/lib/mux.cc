@@ -211,6 +211,7 @@ static void unlink_stream(kx_mux *m, kx_mux_stream *s)
 // delivery) send them with one flush. While the whole connection is going
 // away nothing more is said per stream: a FIN then would make a reset stream
 // look complete to the peer, which learns of the end from the connection's.
+//
 // A frame whose payload is a[0..an) then b[0..bn) (the header and the
 // start of the payload share a TLS record, see kx__conn_write2_raw).
 static int send_frame2(kx_mux *m, uint32_t id, kx_mux_type type, const uint8_t *a, size_t an,
