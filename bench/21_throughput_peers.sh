@@ -64,6 +64,14 @@ fi
 ROW[port-forward: kubectl 1.33]='pf_pod "$KCMD"'
 ROW[port-forward: ssh -L aes128-gcm]='pf_ssh head'
 ROW[port-forward: ssh -L aes128-gcm, same programs (busybox head)]='pf_ssh "$BB head"'
+# Ceilings: the pod's own programs with no transport between them and the
+# reader (busybox head into a pipe; busybox wc from one; busybox nc -e head
+# into a loopback TCP connection inside the pod's network namespace). No
+# transport can deliver more than these, so a target above a ceiling cannot
+# be met with this pod (tp_report.py says which).
+ROW[ceiling: pod program alone (busybox head into a pipe)]='$BB head -c $SIZE /dev/zero | wc -c'
+ROW[ceiling: pod program alone (busybox wc from a pipe)]='head -c $SIZE /dev/zero | $BB wc -c'
+ROW[ceiling: pod program alone (busybox nc -e head over loopback TCP)]='pf_alone'
 
 # pf_pod CLIENT : CLIENT port-forward to a one-shot sender in the pod
 # (busybox nc -l -e head -c SIZE /dev/zero), read until EOF on the local port.
@@ -94,7 +102,17 @@ os.dup2(c.fileno(), 1); cmd = sys.argv[3].split() + ["-c", sys.argv[2], "/dev/ze
 	kill "$f"; wait "$f"; wait "$s"
 	echo "$n $(echo "$t0 $t1" | awk '{print $2-$1}')"
 }
-export -f pf_pod pf_ssh
+# pf_alone : the pod's sender (busybox nc -l -e head) read straight from
+# loopback inside the pod's network namespace, no port-forward in between.
+pf_alone() {
+	local s n t0 t1
+	nsenter -t "$POD" -n "$BB" nc -l -p 9001 -e "$BB" head -c "$SIZE" /dev/zero >/dev/null 2>&1 & s=$!
+	for _ in $(seq 100); do nsenter -t "$POD" -n ss -Hltn 'sport = :9001' | grep -q . && break; sleep 0.05; done
+	t0=$(date +%s.%N); n=$(nsenter -t "$POD" -n bash -c 'wc -c < /dev/tcp/127.0.0.1/9001'); t1=$(date +%s.%N)
+	wait "$s"
+	echo "$n $(echo "$t0 $t1" | awk '{print $2-$1}')"
+}
+export -f pf_pod pf_ssh pf_alone
 
 names=("${!ROW[@]}")
 if [ -n "${ROWS:-}" ]; then
