@@ -52,19 +52,23 @@ read -r hr hp hu < <(mem_kib "$SHIM_PID")
 read -r sr sp su < <(mem_kib "$SSHD_PID")
 line "kubexec-apiserver" "$ar" "$ap" "$au" "RSS ≤ 8 MiB: $( [ "$ar" -le 8192 ] && echo '**met**' || echo '**missed**')"
 line "kubexec-node" "$nr" "$np" "$nu" "RSS ≤ 4 MiB: $( [ "$nr" -le 4096 ] && echo '**met**' || echo '**missed**')"
-# What the distro's OpenSSL alone costs a process on this machine: the node's
-# RSS in libcrypto + libssl, and a process that only sets up one TLS server
-# context with the node's certificate and key (bench/tlsfloor.c).
+# What a TLS library alone costs a process on this machine: the node's RSS in
+# libcrypto + libssl, and a process that only sets up one TLS server context
+# with the node's certificate and key (bench/tlsfloor.c), on the distro's
+# OpenSSL (the node's) and on its mbedTLS (the CLI's; no TLS 1.3 in Debian 12).
 lr=$(awk '/^[0-9a-f]+-/{lib = ($6 ~ /\/lib(crypto|ssl)\.so/)} /^Rss:/ && lib {k += $2} END{print k + 0}' "/proc/$NODE_PID/smaps")
 echo "| kubexec-node: of its RSS, in libcrypto + libssl | $(awk -v k="$lr" 'BEGIN{printf "%.1f MiB", k/1024}') | | | |"
 tsv footprint.tsv "kubexec-node RSS in libcrypto + libssl" "$lr" "" "" ""
-"$HELPERS/tlsfloor" "$T/node/pki/node.crt" "$T/node/pki/node.key" > "$T/tlsfloor.out" & FLOOR_PID=$!
-for _ in $(seq 100); do grep -q ready "$T/tlsfloor.out" 2>/dev/null && break; sleep 0.05; done
-grep -q ready "$T/tlsfloor.out" || die "tlsfloor did not start"
-read -r fr fp fu < <(mem_kib "$FLOOR_PID")
-kill "$FLOOR_PID"; wait "$FLOOR_PID" 2>/dev/null
-line "floor: one OpenSSL TLS server context, nothing else (tlsfloor.c)" "$fr" "$fp" "$fu" \
-	"$( [ "$fr" -gt 4096 ] && echo 'above the node target of 4 MiB by itself')"
+floor_line() { # helper label
+	"$HELPERS/$1" "$T/node/pki/node.crt" "$T/node/pki/node.key" > "$T/tlsfloor.out" & FLOOR_PID=$!
+	for _ in $(seq 100); do grep -q ready "$T/tlsfloor.out" 2>/dev/null && break; sleep 0.05; done
+	grep -q ready "$T/tlsfloor.out" || die "$1 did not start"
+	read -r fr fp fu < <(mem_kib "$FLOOR_PID")
+	kill "$FLOOR_PID"; wait "$FLOOR_PID" 2>/dev/null
+	line "$2" "$fr" "$fp" "$fu" "$( [ "$fr" -gt 4096 ] && echo 'above the node target of 4 MiB by itself')"
+}
+floor_line tlsfloor "floor: one OpenSSL TLS server context, nothing else (tlsfloor.c)"
+floor_line tlsfloor-mbedtls "floor: one mbedTLS TLS server context, nothing else (tlsfloor.c -DMBEDTLS)"
 line "kubexec-node + its per-pod helper ($dn processes, pod processes excluded)" "$dr" "$dp" "$du"
 line "containerd 1.6 (CRI off)" "$cr" "$cp" "$cu"
 line "containerd-shim-runc-v2 (per container)" "$hr" "$hp" "$hu"

@@ -184,14 +184,19 @@ tsv_new() { mkdir -p "$OUTDIR"; : > "$OUTDIR/$1"; tsv "$@"; }
 # load : "load average (1 min), busy % over 1 s" for the record.
 load_now() { echo "load $(cut -d' ' -f1 /proc/loadavg), $(busy_pct)% busy"; }
 
-# Compiles bench/floor.c, rawbench.c and tlsfloor.c into $HELPERS when stale.
+# Compiles bench/floor.c, rawbench.c and tlsfloor.c (twice) into $HELPERS when stale.
 build_helpers() {
 	mkdir -p "$HELPERS"
 	local s
-	for s in floor rawbench tlsfloor; do
-		if [ ! -x "$HELPERS/$s" ] || [ "$ROOT/bench/$s.c" -nt "$HELPERS/$s" ]; then
-			local libs=; [ $s != floor ] && libs="-lssl -lcrypto"
-			cc -O2 -Wall -Wextra -Werror -o "$HELPERS/$s" "$ROOT/bench/$s.c" $libs || die "cc $s.c failed"
+	for s in floor rawbench tlsfloor tlsfloor-mbedtls; do
+		local src=${s%-mbedtls} libs=
+		if [ ! -x "$HELPERS/$s" ] || [ "$ROOT/bench/$src.c" -nt "$HELPERS/$s" ]; then
+			case $s in
+			*-mbedtls) libs="-DMBEDTLS -lmbedtls -lmbedx509 -lmbedcrypto" ;;
+			floor) ;;
+			*) libs="-lssl -lcrypto" ;;
+			esac
+			cc -O2 -Wall -Wextra -Werror -o "$HELPERS/$s" "$ROOT/bench/$src.c" $libs || die "cc $src.c failed"
 		fi
 	done
 }
