@@ -61,6 +61,8 @@ static const char usage_text[] =
     "  --heartbeat SECONDS   status report interval (default 10)\n"
     "  --container-log-max-size SIZE  rotate a container log beyond SIZE (default 10Mi; 0: never)\n"
     "  --container-log-max-files N    log files kept per container run, 2..100 (default 5)\n"
+    "  --no-mux              refuse the API server's kubexec-mux/1 upgrade (each\n"
+    "                        session then comes on a TLS connection of its own)\n"
     "  -h, --help            show this help\n"
     "  --version             show the version\n";
 
@@ -69,6 +71,7 @@ struct node_cfg {
     const char *log_dir;   // --pod-log-dir, or null
     char node_name[64];
     int heartbeat_s;
+    bool no_mux;
 };
 
 static node_cfg g_cfg;
@@ -565,6 +568,7 @@ static int parse_args(int argc, char **argv)
         {"pod-log-dir", required_argument, nullptr, 'L'},
         {"container-log-max-size", required_argument, nullptr, 'S'},
         {"container-log-max-files", required_argument, nullptr, 'F'},
+        {"no-mux", no_argument, nullptr, 'X'},
         {"help", no_argument, nullptr, 'h'},
         {"version", no_argument, nullptr, 'V'},
         {nullptr, 0, nullptr, 0},
@@ -587,6 +591,7 @@ static int parse_args(int argc, char **argv)
             }
             break;
         case 'l': g_cfg.listen = optarg; break;
+        case 'X': g_cfg.no_mux = true; break;
         case 'b': {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -722,6 +727,7 @@ int main(int argc, char **argv)
     pick_address();
 
     g_node.loop = uv_default_loop();
+    g_node.no_mux = g_cfg.no_mux;
     if (kx_reaper_init(g_node.loop) < 0) {
         fprintf(stderr, "kubexec-node: cannot watch child processes\n");
         return 1;

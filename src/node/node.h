@@ -21,6 +21,7 @@ struct kx_node {
     exec_session *sessions;       // live exec sessions (for shutdown)
     unsigned long sessions_total, sessions_active;
     bool shutting_down;
+    bool no_mux;   // --no-mux: GET /mux is a 404, as on a node that predates it
 };
 
 // Request handler for the kubelet-style endpoints (stream.cc): checks the

@@ -236,7 +236,7 @@ void kx_node_handle(void *user, kx_httpd_req *req)
         kx_httpd_respond_text(req, 503, "node is shutting down");
         return;
     }
-    if (strcmp(req->path, "/mux") == 0) {
+    if (!node->no_mux && strcmp(req->path, "/mux") == 0) {
         serve_mux(node, req);
         return;
     }

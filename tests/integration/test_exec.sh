@@ -550,6 +550,76 @@ t_mux_lost() {
 }
 t_mux_lost "$ver"
 
+# A node that predates the mux answers GET /mux with a 404, as
+# `kubexec-node --no-mux` does: the API server gives that node's sessions
+# connections of their own (never a mux), while the node that has a mux keeps
+# using it. A second node joins for this, runs a pod of its own, and stops.
+t_mux_refused() {
+	local d=$KX_TMP/node-nomux pid port ph end n i rc bad="" m0 c0 m1 c1 ok1 ok2 pids=()
+	mkdir -p "$d/manifests"
+	cat >"$d/manifests/old.yaml" <<-EOF
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: nomux
+		  namespace: default
+		spec:
+		  terminationGracePeriodSeconds: 5
+		  containers:
+		  - name: main
+		    image: busybox
+		    command: ["sh", "-c", "while true; do sleep 1; done"]
+	EOF
+	setsid "$KX_NODE_BIN" --server "$KX_SERVER_URL" --token-file "$KX_TMP/apiserver/node-token" \
+		--data-dir "$d/data" --manifest-dir "$d/manifests" --image-dir "$KX_TMP/images" \
+		--node-name "$KX_NODE_NAME-nomux" --listen 127.0.0.1:0 --no-mux </dev/null >"$d/node.log" 2>&1 &
+	pid=$!
+	end=$((SECONDS + KX_START_TIMEOUT))
+	until ph=$(kq get pod nomux -o 'jsonpath={.status.phase}' 2>/dev/null) && [ "$ph" = Running ]; do
+		[ "$SECONDS" -ge "$end" ] || [ -z "$(kx_state "$pid")" ] && break
+		sleep 0.3
+	done
+	port=$(sed -n 's/.*serving the kubelet API on [^ ]*:\([0-9]*\)$/\1/p' "$d/node.log" | head -n1)
+	if [ "$ph" != Running ] || [ -z "$port" ]; then
+		fail "[$1] a node that refuses the mux: it joins and runs its pod" \
+			"pod phase '$ph', port '$port'; node log: $(tail -n 5 "$d/node.log" | tr '\n' ' ')"
+		kx_stop_one "kubexec-node --no-mux" "$pid"
+		return
+	fi
+	read -r m0 c0 < <(kq get --raw /metrics </dev/null 2>/dev/null | awk -F'} ' '
+		/^kubexec_apiserver_node_sessions_total\{via="mux"/ {m = $2}
+		/^kubexec_apiserver_node_sessions_total\{via="connection"/ {c = $2}
+		END {print m, c}')
+	kcr exec nomux -- echo first </dev/null   # the API server also asks this node for a mux
+	ok1=$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = first ]; echo $?)
+	sleep 0.5
+	for i in 1 2 3 4 5; do
+		kc exec nomux -- sh -c "sleep 2; echo nomux-$i; exit $((20 + i))" </dev/null \
+			>"$d/s-$i.out" 2>"$d/s-$i.err" &
+		pids+=("$!")
+	done
+	sleep 1.2
+	n=$(ss -Htn state established "( sport = :$port )" | wc -l)
+	for i in 1 2 3 4 5; do
+		wait "${pids[$((i - 1))]}"
+		rc=$?
+		{ [ "$rc" = $((20 + i)) ] && [ "$(cat "$d/s-$i.out")" = "nomux-$i" ]; } ||
+			bad="$bad $i(exit $rc, out '$(head -c 80 "$d/s-$i.out")')"
+	done
+	kcr exec demo -- echo on-the-mux </dev/null   # the other node: still its mux
+	ok2=$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = on-the-mux ]; echo $?)
+	read -r m1 c1 < <(kq get --raw /metrics </dev/null 2>/dev/null | awk -F'} ' '
+		/^kubexec_apiserver_node_sessions_total\{via="mux"/ {m = $2}
+		/^kubexec_apiserver_node_sessions_total\{via="connection"/ {c = $2}
+		END {print m, c}')
+	result "[$1] a node that refuses the mux (404): its sessions each get a connection of their own with their own output and exit code; the other node keeps its mux" \
+		"$([ "$ok1" = 0 ] && [ "$ok2" = 0 ] && [ -z "$bad" ] && [ "$n" -ge 5 ] && [ -n "$m0" ] && [ -n "$m1" ] &&
+			[ "$((c1 - c0))" = 6 ] && [ "$((m1 - m0))" = 1 ]; echo $?)" \
+		"outputs ok: $ok1 $ok2; connections to the --no-mux node while 5 sessions ran: $n; wrong:$bad; /metrics via=connection ${c0:-?} -> ${c1:-?}, via=mux ${m0:-?} -> ${m1:-?}" "$(kx_why)"
+	kx_stop_one "kubexec-node --no-mux" "$pid"
+}
+t_mux_refused "$ver"
+
 t_notready "$ver"
 
 # Last, as it ends the node: a node that dies without stopping its pods
