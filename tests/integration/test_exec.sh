@@ -487,26 +487,45 @@ fi
 # The API server carries its sessions to the node as streams of one
 # connection (kubexec/mux.h): five sessions held at once, one connection
 # between the daemons, and each session gets its own output and exit code.
-t_mux() {
-	local port i n rc bad="" pids=() m0 m1
-	port=$(sed -n 's/.*serving the kubelet API on [^ ]*:\([0-9]*\)$/\1/p' "$KX_TMP/node.log" | head -n1)
-	kc exec demo -- true </dev/null >/dev/null 2>&1   # the first session also dials the mux
-	sleep 0.5
-	m0=$(kq get --raw /metrics </dev/null 2>/dev/null | sed -n 's/^kubexec_apiserver_node_sessions_total{via="mux"} //p')
+# node_sessions: "MUX CONNECTION", the API server's node session counters
+# (0 for one it does not report: every check expects them to grow).
+node_sessions() {
+	kq get --raw /metrics </dev/null 2>/dev/null | awk -F'} ' '
+		/^kubexec_apiserver_node_sessions_total\{via="mux"/ {m = $2}
+		/^kubexec_apiserver_node_sessions_total\{via="connection"/ {c = $2}
+		END {print m + 0, c + 0}'
+}
+
+# five_sessions POD TAG BASE DIR PORT: five concurrent execs in POD, each
+# printing TAG-I and exiting BASE+I; sets n (established connections to the
+# node's PORT while they run) and bad (the sessions with a wrong output or
+# exit code, empty when all are right).
+five_sessions() {
+	local i rc pids=()
+	bad=""
 	for i in 1 2 3 4 5; do
-		kc exec demo -- sh -c "sleep 2; echo mux-$i; exit $((10 + i))" </dev/null \
-			>"$KX_TMP/mux-$i.out" 2>"$KX_TMP/mux-$i.err" &
+		kc exec "$1" -- sh -c "sleep 2; echo $2-$i; exit $(($3 + i))" </dev/null \
+			>"$4/$2-$i.out" 2>"$4/$2-$i.err" &
 		pids+=("$!")
 	done
 	sleep 1.2
-	n=$(ss -Htn state established "( sport = :$port )" | wc -l)
+	n=$(ss -Htn state established "( sport = :$5 )" | wc -l)
 	for i in 1 2 3 4 5; do
 		wait "${pids[$((i - 1))]}"
 		rc=$?
-		{ [ "$rc" = $((10 + i)) ] && [ "$(cat "$KX_TMP/mux-$i.out")" = "mux-$i" ]; } ||
-			bad="$bad $i(exit $rc, out '$(head -c 80 "$KX_TMP/mux-$i.out")')"
+		{ [ "$rc" = $(($3 + i)) ] && [ "$(cat "$4/$2-$i.out")" = "$2-$i" ]; } ||
+			bad="$bad $i(exit $rc, out '$(head -c 80 "$4/$2-$i.out")')"
 	done
-	m1=$(kq get --raw /metrics </dev/null 2>/dev/null | sed -n 's/^kubexec_apiserver_node_sessions_total{via="mux"} //p')
+}
+
+t_mux() {
+	local port n bad m0 m1
+	port=$(sed -n 's/.*serving the kubelet API on [^ ]*:\([0-9]*\)$/\1/p' "$KX_TMP/node.log" | head -n1)
+	kc exec demo -- true </dev/null >/dev/null 2>&1   # the first session also dials the mux
+	sleep 0.5
+	read -r m0 _ < <(node_sessions)
+	five_sessions demo mux 10 "$KX_TMP" "$port"
+	read -r m1 _ < <(node_sessions)
 	result "[$1] five sessions at once ride one API server → node connection, each with its own output and exit code" \
 		"$([ -n "$port" ] && [ "$n" = 1 ] && [ -z "$bad" ] && [ -n "$m0" ] && [ -n "$m1" ] &&
 			[ "$((m1 - m0))" = 5 ]; echo $?)" \
@@ -530,19 +549,13 @@ t_mux_lost() {
 		ok "[$1] a lost mux connection: the next sessions work # SKIP ss -K cannot destroy sockets on this kernel"
 		return
 	fi
-	read -r m0 c0 < <(kq get --raw /metrics </dev/null 2>/dev/null | awk -F'} ' '
-		/^kubexec_apiserver_node_sessions_total\{via="mux"/ {m = $2}
-		/^kubexec_apiserver_node_sessions_total\{via="connection"/ {c = $2}
-		END {print m, c}')
+	read -r m0 c0 < <(node_sessions)
 	kcr exec demo -- echo after-loss </dev/null
 	ok1=$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = after-loss ]; echo $?)
 	sleep 0.5
 	kcr exec demo -- echo on-new-mux </dev/null
 	ok2=$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = on-new-mux ]; echo $?)
-	read -r m1 c1 < <(kq get --raw /metrics </dev/null 2>/dev/null | awk -F'} ' '
-		/^kubexec_apiserver_node_sessions_total\{via="mux"/ {m = $2}
-		/^kubexec_apiserver_node_sessions_total\{via="connection"/ {c = $2}
-		END {print m, c}')
+	read -r m1 c1 < <(node_sessions)
 	result "[$1] a lost mux connection: the next session works on a connection of its own, the one after on a new mux" \
 		"$([ "$ok1" = 0 ] && [ "$ok2" = 0 ] && [ -n "$m0" ] && [ -n "$m1" ] &&
 			[ "$((c1 - c0))" = 1 ] && [ "$((m1 - m0))" = 1 ]; echo $?)" \
@@ -555,7 +568,7 @@ t_mux_lost "$ver"
 # connections of their own (never a mux), while the node that has a mux keeps
 # using it. A second node joins for this, runs a pod of its own, and stops.
 t_mux_refused() {
-	local d=$KX_TMP/node-nomux pid port ph end n i rc bad="" m0 c0 m1 c1 ok1 ok2 pids=()
+	local d=$KX_TMP/node-nomux pid port ph end n bad m0 c0 m1 c1 ok1 ok2
 	mkdir -p "$d/manifests"
 	cat >"$d/manifests/old.yaml" <<-EOF
 		apiVersion: v1
@@ -586,32 +599,14 @@ t_mux_refused() {
 		kx_stop_one "kubexec-node --no-mux" "$pid"
 		return
 	fi
-	read -r m0 c0 < <(kq get --raw /metrics </dev/null 2>/dev/null | awk -F'} ' '
-		/^kubexec_apiserver_node_sessions_total\{via="mux"/ {m = $2}
-		/^kubexec_apiserver_node_sessions_total\{via="connection"/ {c = $2}
-		END {print m, c}')
+	read -r m0 c0 < <(node_sessions)
 	kcr exec nomux -- echo first </dev/null   # the API server also asks this node for a mux
 	ok1=$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = first ]; echo $?)
 	sleep 0.5
-	for i in 1 2 3 4 5; do
-		kc exec nomux -- sh -c "sleep 2; echo nomux-$i; exit $((20 + i))" </dev/null \
-			>"$d/s-$i.out" 2>"$d/s-$i.err" &
-		pids+=("$!")
-	done
-	sleep 1.2
-	n=$(ss -Htn state established "( sport = :$port )" | wc -l)
-	for i in 1 2 3 4 5; do
-		wait "${pids[$((i - 1))]}"
-		rc=$?
-		{ [ "$rc" = $((20 + i)) ] && [ "$(cat "$d/s-$i.out")" = "nomux-$i" ]; } ||
-			bad="$bad $i(exit $rc, out '$(head -c 80 "$d/s-$i.out")')"
-	done
+	five_sessions nomux nomux 20 "$d" "$port"
 	kcr exec demo -- echo on-the-mux </dev/null   # the other node: still its mux
 	ok2=$([ "$KX_RC" = 0 ] && [ "$(cat "$KX_O")" = on-the-mux ]; echo $?)
-	read -r m1 c1 < <(kq get --raw /metrics </dev/null 2>/dev/null | awk -F'} ' '
-		/^kubexec_apiserver_node_sessions_total\{via="mux"/ {m = $2}
-		/^kubexec_apiserver_node_sessions_total\{via="connection"/ {c = $2}
-		END {print m, c}')
+	read -r m1 c1 < <(node_sessions)
 	result "[$1] a node that refuses the mux (404): its sessions each get a connection of their own with their own output and exit code; the other node keeps its mux" \
 		"$([ "$ok1" = 0 ] && [ "$ok2" = 0 ] && [ -z "$bad" ] && [ "$n" -ge 5 ] && [ -n "$m0" ] && [ -n "$m1" ] &&
 			[ "$((c1 - c0))" = 6 ] && [ "$((m1 - m0))" = 1 ]; echo $?)" \
