@@ -19,8 +19,9 @@
 //   WINDOW (5) len 4   u32 increment (1..2^31-1) of the sender's window
 // Flow control is per stream and direction: a sender may have at most
 // KX_MUX_STREAM_WINDOW unacknowledged DATA bytes; the receiver returns credit
-// (WINDOW) as its user takes the bytes, so a paused stream stops its sender
-// without stopping the others. A protocol error (bad type or length, DATA over
+// (WINDOW) as its user takes the bytes (or at once for bytes it will never
+// read: a closing stream's), so a paused stream stops its sender without
+// stopping the others. A protocol error (bad type or length, DATA over
 // the window, an OPEN not above the last) ends the whole connection.
 //
 // Limits: a DATA payload is at most KX_MUX_MAX_DATA bytes (64 KiB with its

@@ -16,6 +16,8 @@
 // - kx_conn_close on a stream sends FIN once `out` has drained (bounded by
 //   the usual 10 s), then the stream leaves the table: DATA that still comes
 //   for it is answered with RST, as TCP answers data for a closed socket.
+//   Until then what it held unread and what still arrives is credited at
+//   once, so a peer that is sending never waits on a stream that is going.
 // - The parent's end ends every stream (on_end with -ECONNRESET) and closes
 //   them; kx_mux_callbacks.on_close comes after the parent's own on_close.
 #include "kubexec/mux.h"
@@ -250,11 +252,12 @@ static int send_window(kx_mux *m, uint32_t id, uint32_t inc)
     return send_frame(m, id, KX_MUX_WINDOW, v, 4);
 }
 
-// Returns credit in kCreditStep pieces, not per frame.
-static void credit(kx_mux_stream *s, size_t taken)
+// Returns credit in kCreditStep pieces, not per frame; at_once for bytes
+// nobody will read (a closing stream's).
+static void credit(kx_mux_stream *s, size_t taken, bool at_once = false)
 {
     s->owed += (uint32_t)taken;
-    if (!s->mux || s->owed < kCreditStep)
+    if (!s->mux || !s->owed || (!at_once && s->owed < kCreditStep))
         return;
     if (send_window(s->mux, s->id, s->owed) == 0) {
         s->recv_window += s->owed;
@@ -418,8 +421,18 @@ void kx__stream_close(kx_conn *c)
     kx_mux_stream *s = stream_of(c);
     c->flags |= F_CLOSING;
     uv_timer_stop(&c->resume_timer);
+    // What the stream holds, and whatever comes until it is gone, is never
+    // read: the peer gets that window back at once. Else a peer still
+    // sending (it closes on our FIN, with its own bytes queued) waited for
+    // credit that never came, 10 s until the reset below.
+    if (s->mux && !s->mux->closing) {
+        size_t held = s->in.len;
+        kx_buf_free(&s->in);
+        credit(s, held, true);
+    }
     if (s->mux && out_len(s) && !s->mux->closing) {
         s->close_pending = true;
+        flush(s->mux);
         uv_timer_start(&c->close_timer, [](uv_timer_t *t) {
             kx__stream_abort((kx_conn *)t->data);
         }, 10000, 0);
@@ -563,7 +576,7 @@ static int on_data(void *user, uint32_t id, const uint8_t *p, size_t n, bool end
     s->recv_window -= (uint32_t)n;
     kx_conn *c = s->conn;
     if (c->flags & F_CLOSING) {
-        credit(s, n);   // nobody reads any more: keep the sender moving
+        credit(s, n, true);   // nobody reads any more: keep the sender moving
         return 0;
     }
     if ((c->flags & F_PAUSED) || s->in.len) {

@@ -493,6 +493,8 @@ struct ep {
     // at KX_CONN_HIGH_WATER, refilling from on_drain (as the API server's
     // proxy relays).
     size_t total, written;
+    bool closed_by_end;  // close_on_end closed it
+    bool closed, aborted;  // the random test closed / aborted it
 };
 
 #define MAX_EP 8
@@ -549,7 +551,8 @@ static void sample_heap(void)
 static void feed(ep *e)
 {
     static uint8_t chunk[64 * 1024];
-    while (e->c && e->written < e->total && kx_conn_queued(e->c) < KX_CONN_HIGH_WATER) {
+    while (e->c && !kx_conn_closing(e->c) && e->written < e->total &&
+           kx_conn_queued(e->c) < KX_CONN_HIGH_WATER) {
         size_t n = e->total - e->written < sizeof chunk ? e->total - e->written : sizeof chunk;
         for (size_t i = 0; i < n; i++)
             chunk[i] = pattern(e->written + i);
@@ -562,9 +565,49 @@ static void feed(ep *e)
     }
 }
 
+// What a stream's user does to a stream (the random test), at once or from
+// inside the next on_data of any stream: from a callback, as the API
+// server's proxy pauses and resumes one side when the other fills or drains,
+// the effect meets more frames of the same read (a resume, for one, hands
+// the held bytes on from a later loop phase).
+enum ep_op { OP_SEND, OP_PAUSE, OP_RESUME, OP_CLOSE, OP_ABORT };
+struct cb_op {
+    ep *e;
+    ep_op op;
+    size_t n;   // OP_SEND: bytes
+};
+static cb_op g_cb_ops[4 * MAX_EP];
+static int g_ncb_ops;
+
+static void apply_op(ep *e, ep_op op, size_t n)
+{
+    if (!e->c || kx_conn_closing(e->c))
+        return;
+    switch (op) {
+    case OP_SEND:
+        e->total += n;
+        feed(e);
+        break;
+    case OP_PAUSE: kx_conn_pause(e->c); break;
+    case OP_RESUME: kx_conn_resume(e->c); break;
+    case OP_CLOSE:
+        e->closed = true;
+        kx_conn_close(e->c);
+        break;
+    case OP_ABORT:
+        e->aborted = true;
+        kx_conn_abort(e->c);
+        break;
+    }
+}
+
 static void ep_data(kx_conn *c, const uint8_t *p, size_t n)
 {
     ep *e = (ep *)kx_conn_user(c);
+    while (g_ncb_ops > 0) {
+        const cb_op o = g_cb_ops[--g_ncb_ops];
+        apply_op(o.e, o.op, o.n);
+    }
     if (e->check_pattern) {
         for (size_t i = 0; i < n; i++)
             e->bad += p[i] != pattern(e->rx + i);
@@ -580,8 +623,10 @@ static void ep_end(kx_conn *c, int status)
     ep *e = (ep *)kx_conn_user(c);
     e->ends++;
     e->end_status = status;
-    if (e->close_on_end)
+    if (e->close_on_end) {
+        e->closed_by_end = true;
         kx_conn_close(c);
+    }
 }
 
 static void ep_drain(kx_conn *c)
@@ -1006,6 +1051,70 @@ static void close_delivers_held_bytes(void **)
     assert_int_equal(w->srv[0].end_status, 0);
 }
 
+// A resume from inside a callback hands the held bytes on from a later loop
+// phase; a FIN that arrives in the same read, after the resume, must wait for
+// them. Here stream 1's data resumes stream 0 (paused, holding 1000 bytes) and
+// stream 0's FIN follows in the same read: stream 0 must see its 1000 bytes,
+// then the clean end.
+static void fin_after_resume_from_callback_waits_for_held_bytes(void **)
+{
+    w->srv_pause = true;
+    w->srv_close_on_end = true;
+    kx_conn *c0 = open_stream(0);
+    kx_conn *c1 = open_stream(1);
+    w->srv[0].check_pattern = true;
+    w->cli[0].total = 1000;
+    feed(&w->cli[0]);
+    assert_true(run_until([] { return w->nsrv == 2; }));
+    run_for(50);   // the 1000 bytes wait in the paused stream 0
+    assert_int_equal(w->srv[0].rx, 0);
+    kx_conn_resume(w->srv[1].c);
+    run_for(20);
+    g_cb_ops[0] = {&w->srv[0], OP_RESUME, 0};
+    g_ncb_ops = 1;
+    // Both frames go out before the loop runs again: one read on the other side.
+    assert_int_equal(kx_conn_write(c1, (const uint8_t *)"x", 1), 0);
+    kx_conn_close(c0);
+    assert_true(run_until([] { return w->srv[0].closes == 1; }));
+    fprintf(stderr, "resumed from a callback, FIN in the same read: rx %zu, ends %d (%d)\n",
+            w->srv[0].rx, w->srv[0].ends, w->srv[0].end_status);
+    assert_int_equal(w->srv[1].rx, 1);
+    assert_int_equal(w->srv[0].rx, 1000);
+    assert_int_equal(w->srv[0].bad, 0);
+    assert_int_equal(w->srv[0].ends, 1);
+    assert_int_equal(w->srv[0].end_status, 0);
+}
+
+// One side closes while the other still has bytes queued beyond the window
+// (a client leaves while the node sends output): the other side takes the
+// clean end, closes too, and is gone at once. The first mux.cc kept the
+// credit for the bytes the closing side held unread, so the other side's
+// queue never moved and its stream lingered until the 10 s close timer
+// reset it (found by random_operations_keep_every_stream_whole).
+static void close_returns_the_window_it_held(void **)
+{
+    w->srv_close_on_end = true;
+    kx_conn *c = open_stream(0);
+    kx_conn_pause(c);
+    assert_int_equal(kx_conn_write(c, (const uint8_t *)"hi", 2), 0);
+    assert_true(run_until([] { return w->nsrv == 1 && w->srv[0].rx == 2; }));
+    w->srv[0].total = 3 * KX_MUX_STREAM_WINDOW;
+    feed(&w->srv[0]);
+    run_for(100);   // the window's worth waits unread in the paused stream
+    assert_int_equal(w->cli[0].rx, 0);
+    assert_true(kx_conn_queued(w->srv[0].c) > 0);
+    kx_conn_close(c);
+    // Well inside the 10 s after which a stuck close is reset.
+    bool gone = run_until([] { return w->srv[0].closes == 1 && w->cli[0].closes == 1; }, 3000);
+    fprintf(stderr, "peer with %zu bytes queued after our close: ends %d (%d), closed %d\n",
+            w->srv[0].written, w->srv[0].ends, w->srv[0].end_status, w->srv[0].closes);
+    assert_true(gone);
+    assert_int_equal(w->srv[0].ends, 1);
+    assert_int_equal(w->srv[0].end_status, 0);
+    assert_int_equal(kx_mux_streams(w->cm), 0);
+    assert_int_equal(kx_mux_streams(w->sm), 0);
+}
+
 // kx_mux_close promises "streams still open are reset", and the peer must
 // not mistake a stream cut short for a complete one. A user that closes its
 // stream from on_end (what conn.h asks of every user) made the first mux.cc
@@ -1045,6 +1154,135 @@ static void long_transfer_keeps_memory_bounded(void **)
     assert_true(grew < (8u << 20));
 }
 
+// Random interleavings of what streams do -- open, send (1 byte to 300 KB),
+// pause, resume, close, abort, from either end, at once or from inside a
+// stream's on_data -- over one connection. What must hold whatever the order:
+//   every byte that arrives is the right byte in the right place, and no end
+//   receives more than its peer wrote;
+//   an end that sees a clean on_end(0) got everything its peer wrote;
+//   an on_end < 0 comes only from the peer's abort, or from bytes sent to a
+//   peer that had closed (the connection stays);
+//   a peer that closed gracefully gives a clean end to a side that did not
+//   close or abort first and sent nothing the peer did not take;
+//   every stream is closed exactly once on both sides, and the connection
+//   and both muxes outlive them all with no stream left.
+static uint64_t g_rng;
+
+static uint32_t rnd(uint32_t n)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng % n);
+}
+
+static int g_opened;
+
+static bool random_all_closed(void)
+{
+    for (int i = 0; i < g_opened; i++)
+        if (w->cli[i].c || w->srv[i].c || i >= w->nsrv)
+            return false;
+    return true;
+}
+
+static void random_run(uint64_t seed)
+{
+    static const size_t sizes[] = {1, 7, 1000, 4096, KX_MUX_MAX_DATA, 65536, 300000};
+    g_rng = seed * 0x9E3779B97F4A7C15ull + 1;
+    g_opened = 0;
+    g_ncb_ops = 0;
+    w->srv_close_on_end = true;
+    for (int i = 0; i < MAX_EP; i++)
+        w->srv[i].check_pattern = true;
+    for (int step = 0; step < 300; step++) {
+        uint32_t op = rnd(100);
+        if (g_opened < MAX_EP && (g_opened == 0 || op < 6)) {
+            w->cli[g_opened].check_pattern = true;
+            w->cli[g_opened].close_on_end = true;
+            open_stream(g_opened++);
+            continue;
+        }
+        int i = (int)rnd((uint32_t)g_opened);
+        ep *e = rnd(2) ? &w->cli[i] : &w->srv[i];
+        ep_op what = op < 55 ? OP_SEND : op < 72 ? OP_PAUSE : op < 90 ? OP_RESUME
+                     : op < 97 ? OP_CLOSE : OP_ABORT;
+        size_t n = sizes[rnd(sizeof sizes / sizeof sizes[0])];
+        if (rnd(3) == 0 && g_ncb_ops < (int)(sizeof g_cb_ops / sizeof g_cb_ops[0]))
+            g_cb_ops[g_ncb_ops++] = {e, what, n};   // from inside the next on_data
+        else
+            apply_op(e, what, n);
+        for (uint32_t k = rnd(4); k > 0; k--)
+            uv_run(&w->loop, UV_RUN_NOWAIT);
+        if (rnd(20) == 0)
+            run_for(2);
+    }
+    // Wind down: everything resumes; each stream still open on the opening
+    // side is closed there, and its peer closes on the clean end.
+    g_ncb_ops = 0;
+    for (int i = 0; i < g_opened; i++) {
+        if (w->srv[i].c && !kx_conn_closing(w->srv[i].c))
+            kx_conn_resume(w->srv[i].c);
+        if (w->cli[i].c && !kx_conn_closing(w->cli[i].c)) {
+            kx_conn_resume(w->cli[i].c);
+            w->cli[i].closed = true;
+            kx_conn_close(w->cli[i].c);
+        }
+    }
+    // Everything is gone in milliseconds; a close stuck waiting for window
+    // would take the 10 s of its reset timer.
+    bool done = run_until(random_all_closed, 8000);
+    for (int i = 0; i < g_opened; i++)
+        for (int side = 0; side < 2; side++) {
+            const ep *a = side ? &w->srv[i] : &w->cli[i];
+            const ep *b = side ? &w->cli[i] : &w->srv[i];
+            bool ok = a->bad == 0 && a->rx <= b->written && a->ends <= 1 && a->closes == 1 &&
+                      !a->c;
+            if (a->ends && a->end_status == 0)
+                ok = ok && a->rx == b->written;
+            // Data that reaches a stream its side closed is answered with
+            // RST (mux.cc, as TCP does): a reset comes from the peer's
+            // abort, or from bytes the peer, having closed, did not take.
+            bool b_graceful = (b->closed || b->closed_by_end) && !b->aborted;
+            bool a_overran = a->written > b->rx;
+            if (a->ends && a->end_status < 0)
+                ok = ok && (b->aborted || (b_graceful && a_overran));
+            if (b_graceful && !a->aborted && !a->closed && !a_overran)
+                ok = ok && a->ends == 1 && a->end_status == 0;
+            if (!ok || !done)
+                fprintf(stderr,
+                        "seed %llu stream %d %s: rx %zu of %zu written, bad %zu, ends %d "
+                        "(status %d), closes %d; it closed %d by_end %d aborted %d; peer "
+                        "closed %d by_end %d aborted %d; all closed %d\n",
+                        (unsigned long long)seed, i, side ? "accepting end" : "opening end",
+                        a->rx, b->written, a->bad, a->ends, a->end_status, a->closes, a->closed,
+                        a->closed_by_end, a->aborted, b->closed, b->closed_by_end, b->aborted,
+                        done);
+            assert_true(done);
+            assert_true(ok);
+        }
+    assert_non_null(w->cm);
+    assert_non_null(w->sm);
+    assert_int_equal(kx_mux_streams(w->cm), 0);
+    assert_int_equal(kx_mux_streams(w->sm), 0);
+    assert_int_equal(w->cm_closes + w->sm_closes, 0);
+    assert_int_equal(w->errors, 0);
+}
+
+// 16 seeds in `make check`; KX_MUX_RANDOM_SEEDS=N runs seeds 1..N.
+static void random_operations_keep_every_stream_whole(void **state)
+{
+    const char *env = getenv("KX_MUX_RANDOM_SEEDS");
+    uint64_t seeds = env && *env ? strtoull(env, nullptr, 10) : 16;
+    for (uint64_t seed = 1; seed <= seeds; seed++) {
+        if (seed > 1) {
+            assert_int_equal(down(state), 0);
+            assert_int_equal(up(state), 0);
+        }
+        random_run(seed);
+    }
+}
+
 int main(void)
 {
     // As the daemons: a write to a socket the peer closed is an error
@@ -1064,8 +1302,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(mux_close_ends_every_stream, up, down),
         cmocka_unit_test_setup_teardown(protocol_error_ends_the_connection, up, down),
         cmocka_unit_test_setup_teardown(close_delivers_held_bytes, up, down),
+        cmocka_unit_test_setup_teardown(fin_after_resume_from_callback_waits_for_held_bytes, up,
+                                        down),
+        cmocka_unit_test_setup_teardown(close_returns_the_window_it_held, up, down),
         cmocka_unit_test_setup_teardown(mux_close_is_not_a_clean_end, up, down),
         cmocka_unit_test_setup_teardown(long_transfer_keeps_memory_bounded, up, down),
+        cmocka_unit_test_setup_teardown(random_operations_keep_every_stream_whole, up, down),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
