@@ -1186,7 +1186,7 @@ static bool random_all_closed(void)
     return true;
 }
 
-static void random_run(uint64_t seed)
+static void random_ops(uint64_t seed)
 {
     static const size_t sizes[] = {1, 7, 1000, 4096, KX_MUX_MAX_DATA, 65536, 300000};
     g_rng = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -1217,9 +1217,51 @@ static void random_run(uint64_t seed)
         if (rnd(20) == 0)
             run_for(2);
     }
+    g_ncb_ops = 0;
+}
+
+// The per-stream checks common to both endings. Returns whether they hold
+// (and says which did not).
+static bool random_check(uint64_t seed, bool done, bool connection_died)
+{
+    bool all = done;
+    for (int i = 0; i < g_opened; i++)
+        for (int side = 0; side < 2; side++) {
+            const ep *a = side ? &w->srv[i] : &w->cli[i];
+            const ep *b = side ? &w->cli[i] : &w->srv[i];
+            bool ok = a->bad == 0 && a->rx <= b->written && a->ends <= 1 && a->closes == 1 &&
+                      !a->c;
+            if (a->ends && a->end_status == 0)
+                ok = ok && a->rx == b->written;
+            // Data that reaches a stream its side closed is answered with
+            // RST (mux.cc, as TCP does): a reset comes from the peer's
+            // abort, or from bytes the peer, having closed, did not take --
+            // or from the connection's end.
+            bool b_graceful = (b->closed || b->closed_by_end) && !b->aborted;
+            bool a_overran = a->written > b->rx;
+            if (a->ends && a->end_status < 0 && !connection_died)
+                ok = ok && (b->aborted || (b_graceful && a_overran));
+            if (b_graceful && !a->aborted && !a->closed && !a_overran && !connection_died)
+                ok = ok && a->ends == 1 && a->end_status == 0;
+            if (!ok || !done)
+                fprintf(stderr,
+                        "seed %llu stream %d %s: rx %zu of %zu written, bad %zu, ends %d "
+                        "(status %d), closes %d; it closed %d by_end %d aborted %d; peer "
+                        "closed %d by_end %d aborted %d; all closed %d\n",
+                        (unsigned long long)seed, i, side ? "accepting end" : "opening end",
+                        a->rx, b->written, a->bad, a->ends, a->end_status, a->closes, a->closed,
+                        a->closed_by_end, a->aborted, b->closed, b->closed_by_end, b->aborted,
+                        done);
+            all = all && ok;
+        }
+    return all;
+}
+
+static void random_run(uint64_t seed)
+{
+    random_ops(seed);
     // Wind down: everything resumes; each stream still open on the opening
     // side is closed there, and its peer closes on the clean end.
-    g_ncb_ops = 0;
     for (int i = 0; i < g_opened; i++) {
         if (w->srv[i].c && !kx_conn_closing(w->srv[i].c))
             kx_conn_resume(w->srv[i].c);
@@ -1232,35 +1274,7 @@ static void random_run(uint64_t seed)
     // Everything is gone in milliseconds; a close stuck waiting for window
     // would take the 10 s of its reset timer.
     bool done = run_until(random_all_closed, 8000);
-    for (int i = 0; i < g_opened; i++)
-        for (int side = 0; side < 2; side++) {
-            const ep *a = side ? &w->srv[i] : &w->cli[i];
-            const ep *b = side ? &w->cli[i] : &w->srv[i];
-            bool ok = a->bad == 0 && a->rx <= b->written && a->ends <= 1 && a->closes == 1 &&
-                      !a->c;
-            if (a->ends && a->end_status == 0)
-                ok = ok && a->rx == b->written;
-            // Data that reaches a stream its side closed is answered with
-            // RST (mux.cc, as TCP does): a reset comes from the peer's
-            // abort, or from bytes the peer, having closed, did not take.
-            bool b_graceful = (b->closed || b->closed_by_end) && !b->aborted;
-            bool a_overran = a->written > b->rx;
-            if (a->ends && a->end_status < 0)
-                ok = ok && (b->aborted || (b_graceful && a_overran));
-            if (b_graceful && !a->aborted && !a->closed && !a_overran)
-                ok = ok && a->ends == 1 && a->end_status == 0;
-            if (!ok || !done)
-                fprintf(stderr,
-                        "seed %llu stream %d %s: rx %zu of %zu written, bad %zu, ends %d "
-                        "(status %d), closes %d; it closed %d by_end %d aborted %d; peer "
-                        "closed %d by_end %d aborted %d; all closed %d\n",
-                        (unsigned long long)seed, i, side ? "accepting end" : "opening end",
-                        a->rx, b->written, a->bad, a->ends, a->end_status, a->closes, a->closed,
-                        a->closed_by_end, a->aborted, b->closed, b->closed_by_end, b->aborted,
-                        done);
-            assert_true(done);
-            assert_true(ok);
-        }
+    assert_true(random_check(seed, done, false));
     assert_non_null(w->cm);
     assert_non_null(w->sm);
     assert_int_equal(kx_mux_streams(w->cm), 0);
@@ -1269,17 +1283,51 @@ static void random_run(uint64_t seed)
     assert_int_equal(w->errors, 0);
 }
 
+// The same random phase, then the connection goes in the middle of it all
+// (kx_mux_close on either end, or the opener's TLS connection aborted):
+// every stream on both sides ends once and closes once, none with a clean
+// end it did not earn, and both muxes close.
+static void random_run_connection_dies(uint64_t seed)
+{
+    random_ops(seed);
+    switch (seed % 3) {
+    case 0: kx_mux_close(w->cm); break;
+    case 1: kx_mux_close(w->sm); break;
+    default: kx_conn_abort(w->cparent); break;
+    }
+    bool done = run_until([] { return random_all_closed() && !w->cm && !w->sm; }, 8000);
+    assert_true(random_check(seed, done, true));
+    assert_int_equal(w->cm_closes, 1);
+    assert_int_equal(w->sm_closes, 1);
+    assert_true(w->cm_status < 0 || w->sm_status < 0);
+}
+
 // 16 seeds in `make check`; KX_MUX_RANDOM_SEEDS=N runs seeds 1..N.
-static void random_operations_keep_every_stream_whole(void **state)
+static uint64_t random_seeds(void)
 {
     const char *env = getenv("KX_MUX_RANDOM_SEEDS");
-    uint64_t seeds = env && *env ? strtoull(env, nullptr, 10) : 16;
-    for (uint64_t seed = 1; seed <= seeds; seed++) {
+    return env && *env ? strtoull(env, nullptr, 10) : 16;
+}
+
+static void random_operations_keep_every_stream_whole(void **state)
+{
+    for (uint64_t seed = 1; seed <= random_seeds(); seed++) {
         if (seed > 1) {
             assert_int_equal(down(state), 0);
             assert_int_equal(up(state), 0);
         }
         random_run(seed);
+    }
+}
+
+static void random_operations_then_the_connection_goes(void **state)
+{
+    for (uint64_t seed = 1; seed <= random_seeds(); seed++) {
+        if (seed > 1) {
+            assert_int_equal(down(state), 0);
+            assert_int_equal(up(state), 0);
+        }
+        random_run_connection_dies(seed);
     }
 }
 
@@ -1308,6 +1356,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(mux_close_is_not_a_clean_end, up, down),
         cmocka_unit_test_setup_teardown(long_transfer_keeps_memory_bounded, up, down),
         cmocka_unit_test_setup_teardown(random_operations_keep_every_stream_whole, up, down),
+        cmocka_unit_test_setup_teardown(random_operations_then_the_connection_goes, up, down),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
