@@ -71,7 +71,6 @@ struct node_cfg {
     const char *log_dir;   // --pod-log-dir, or null
     char node_name[64];
     int heartbeat_s;
-    bool no_mux;
 };
 
 static node_cfg g_cfg;
@@ -591,7 +590,7 @@ static int parse_args(int argc, char **argv)
             }
             break;
         case 'l': g_cfg.listen = optarg; break;
-        case 'X': g_cfg.no_mux = true; break;
+        case 'X': g_node.no_mux = true; break;
         case 'b': {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -727,7 +726,6 @@ int main(int argc, char **argv)
     pick_address();
 
     g_node.loop = uv_default_loop();
-    g_node.no_mux = g_cfg.no_mux;
     if (kx_reaper_init(g_node.loop) < 0) {
         fprintf(stderr, "kubexec-node: cannot watch child processes\n");
         return 1;

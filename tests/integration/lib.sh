@@ -231,19 +231,22 @@ kx_why() {
 
 # ---------------------------------------------------------------- cluster
 
-kx_write_manifests() { # DIR
-	local q="" a
-	# JSON-quote the demo command (it holds quotes and ';').
-	for a in "${KX_DEMO_CMD[@]}"; do
+# kx_write_pod FILE NAME CMD...: a one-container busybox pod NAME in default
+# running CMD.
+kx_write_pod() {
+	local f=$1 name=$2 q="" a
+	shift 2
+	# JSON-quote the command (it may hold quotes and ';').
+	for a in "$@"; do
 		a=${a//\\/\\\\}
 		a=${a//\"/\\\"}
 		q="$q${q:+, }\"$a\""
 	done
-	cat >"$1/demo.yaml" <<-EOF
+	cat >"$f" <<-EOF
 		apiVersion: v1
 		kind: Pod
 		metadata:
-		  name: demo
+		  name: $name
 		  namespace: default
 		spec:
 		  terminationGracePeriodSeconds: 5
@@ -252,6 +255,10 @@ kx_write_manifests() { # DIR
 		    image: busybox
 		    command: [$q]
 	EOF
+}
+
+kx_write_manifests() { # DIR
+	kx_write_pod "$1/demo.yaml" demo "${KX_DEMO_CMD[@]}"
 }
 
 kx_dump_logs() {

@@ -570,19 +570,7 @@ t_mux_lost "$ver"
 t_mux_refused() {
 	local d=$KX_TMP/node-nomux pid port ph end n bad m0 c0 m1 c1 ok1 ok2
 	mkdir -p "$d/manifests"
-	cat >"$d/manifests/old.yaml" <<-EOF
-		apiVersion: v1
-		kind: Pod
-		metadata:
-		  name: nomux
-		  namespace: default
-		spec:
-		  terminationGracePeriodSeconds: 5
-		  containers:
-		  - name: main
-		    image: busybox
-		    command: ["sh", "-c", "while true; do sleep 1; done"]
-	EOF
+	kx_write_pod "$d/manifests/old.yaml" nomux sh -c "while true; do sleep 1; done"
 	setsid "$KX_NODE_BIN" --server "$KX_SERVER_URL" --token-file "$KX_TMP/apiserver/node-token" \
 		--data-dir "$d/data" --manifest-dir "$d/manifests" --image-dir "$KX_TMP/images" \
 		--node-name "$KX_NODE_NAME-nomux" --listen 127.0.0.1:0 --no-mux </dev/null >"$d/node.log" 2>&1 &

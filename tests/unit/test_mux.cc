@@ -23,19 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#if defined(__SANITIZE_ADDRESS__)
-#define KX_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KX_ASAN 1
-#endif
-#endif
-#if defined(KX_ASAN)
-// ASan's own count (sanitizer/allocator_interface.h is not always installed).
-extern "C" size_t __sanitizer_get_current_allocated_bytes(void);
-#else
-#include <malloc.h>
-#endif
 // cmocka 1.1.5 has no extern "C" guards of its own.
 extern "C" {
 #include <cmocka.h>
@@ -46,6 +33,7 @@ extern "C" {
 #include "kubexec/conn.h"
 #include "kubexec/mux.h"
 #include "kubexec/pki.h"
+#include "heap_in_use.h"
 #include "pki_files.h"
 #include "kubexec/tls.h"
 #include "kubexec/util.h"
@@ -463,16 +451,6 @@ static int group_teardown(void **)
     return 0;
 }
 
-static size_t heap_now(void)
-{
-#if defined(KX_ASAN)
-    return __sanitizer_get_current_allocated_bytes();
-#else
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-#endif
-}
-
 // Byte i of a test transfer: a 32-bit little-endian counter, so a lost,
 // doubled or reordered piece shows.
 static uint8_t pattern(size_t i)
@@ -543,7 +521,7 @@ static void run_for(unsigned ms)
 
 static void sample_heap(void)
 {
-    size_t h = heap_now();
+    size_t h = heap_in_use();
     if (h > w->heap_peak)
         w->heap_peak = h;
 }
@@ -1145,7 +1123,7 @@ static void long_transfer_keeps_memory_bounded(void **)
     open_stream(0);
     w->cli[0].total = total;
     w->srv[0].check_pattern = true;   // counted, not kept
-    w->heap_base = w->heap_peak = heap_now();
+    w->heap_base = w->heap_peak = heap_in_use();
     feed(&w->cli[0]);
     assert_true(run_until([] { return w->nsrv == 1 && w->srv[0].rx == 32u << 20; }, 60000));
     assert_int_equal(w->srv[0].bad, 0);

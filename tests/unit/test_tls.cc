@@ -8,12 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#if defined(__SANITIZE_ADDRESS__)
-// ASan's own count (sanitizer/allocator_interface.h is not always installed).
-extern "C" size_t __sanitizer_get_current_allocated_bytes(void);
-#else
-#include <malloc.h>
-#endif
 // cmocka 1.1.5 has no extern "C" guards of its own.
 extern "C" {
 #include <cmocka.h>
@@ -28,6 +22,7 @@ extern "C" {
 
 #include "crypto_vectors.h"
 #include "kubexec/pki.h"
+#include "heap_in_use.h"
 #include "pki_files.h"
 #include "kubexec/tls.h"
 #include "kubexec/util.h"
@@ -314,18 +309,6 @@ static void one_mebibyte_both_ways(void **)
     }
     free(a);
     free(b);
-}
-
-// Bytes the process has allocated now (ASan's count under ASan, glibc's
-// otherwise), to see what a connection keeps.
-static size_t heap_in_use(void)
-{
-#if defined(__SANITIZE_ADDRESS__)
-    return __sanitizer_get_current_allocated_bytes();
-#else
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-#endif
 }
 
 // After a burst, an idle connection gives its grown buffers back: 1 MiB
